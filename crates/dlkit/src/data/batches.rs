@@ -1,0 +1,161 @@
+//! A dataset on a device, and seeded shuffling mini-batches of normalised f32 images.
+
+use super::Dataset;
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+/// How u8 pixels become model inputs: `x = (p / 255 − mean_c) / std_c`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Normalization {
+    /// Scale to [0, 1] only (the coursework's `x / 255`).
+    UnitRange,
+    /// Scale to [0, 1], then subtract a per-channel mean and divide by a per-channel std.
+    MeanStd {
+        /// Per-channel mean of the [0, 1]-scaled training pixels.
+        mean: Vec<f32>,
+        /// Per-channel standard deviation of the [0, 1]-scaled training pixels.
+        std: Vec<f32>,
+    },
+}
+
+impl Normalization {
+    /// Mean/std normalisation with statistics measured on `train`.
+    pub fn fitted_to(train: &Dataset) -> Self {
+        let (mean, std) = train.channel_mean_std();
+        Normalization::MeanStd { mean, std }
+    }
+}
+
+/// A dataset moved once to a device (u8 pixels, u32 labels); batches are cut there.
+#[derive(Debug, Clone)]
+pub struct DeviceData {
+    images: Tensor,
+    labels: Tensor,
+    normalization: Normalization,
+    shift: Option<(Tensor, Tensor)>,
+}
+
+impl DeviceData {
+    /// Copy `data` to `device`; batches come out normalised by `normalization`.
+    pub fn new(data: &Dataset, device: &Device, normalization: Normalization) -> Result<Self> {
+        let (c, h, w) = (data.channels, data.height, data.width);
+        let images = Tensor::from_slice(&data.images, (data.len(), c, h, w), device)?;
+        let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
+        let labels = Tensor::from_vec(labels, data.len(), device)?;
+        let shift = match &normalization {
+            Normalization::UnitRange => None,
+            Normalization::MeanStd { mean, std } => {
+                if mean.len() != c || std.len() != c || std.iter().any(|s| *s <= 0.0) {
+                    return Err(Error::Config(format!(
+                        "normalisation needs {c} means and {c} positive stds"
+                    )));
+                }
+                let m = Tensor::from_slice(mean, (1, c, 1, 1), device)?;
+                let s = Tensor::from_slice(std, (1, c, 1, 1), device)?;
+                Some((m, s))
+            }
+        };
+        Ok(DeviceData { images, labels, normalization, shift })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.dims()[0]
+    }
+
+    /// True when there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The device the data lives on.
+    pub fn device(&self) -> &Device {
+        self.images.device()
+    }
+
+    /// The normalisation applied to every batch.
+    pub fn normalization(&self) -> &Normalization {
+        &self.normalization
+    }
+
+    /// All labels as a u32 tensor `[N]`.
+    pub fn labels(&self) -> &Tensor {
+        &self.labels
+    }
+
+    /// The samples at `indices`: images `[B, C, H, W]` f32 normalised, labels `[B]` u32.
+    pub fn batch(&self, indices: &[u32]) -> Result<(Tensor, Tensor)> {
+        let ids = Tensor::from_slice(indices, indices.len(), self.images.device())?;
+        let x = self.images.index_select(&ids, 0)?;
+        let y = self.labels.index_select(&ids, 0)?;
+        Ok((self.normalize(&x)?, y))
+    }
+
+    /// Samples `start..start+len` in stored order (for evaluation).
+    pub fn range(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
+        let x = self.images.narrow(0, start, len)?;
+        let y = self.labels.narrow(0, start, len)?;
+        Ok((self.normalize(&x)?, y))
+    }
+
+    /// Turn a u8 image tensor into the model's f32 input.
+    pub fn normalize(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?;
+        Ok(match &self.shift {
+            None => x,
+            Some((m, s)) => x.broadcast_sub(m)?.broadcast_div(s)?,
+        })
+    }
+
+    /// One epoch of shuffled mini-batches; the order depends only on `(seed, epoch)`.
+    pub fn batches(&self, batch_size: usize, seed: u64, epoch: usize) -> Result<Batches<'_>> {
+        if batch_size == 0 {
+            return Err(Error::Config("batch size must be at least 1".into()));
+        }
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        let mix = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(mix));
+        Ok(Batches { data: self, order, batch_size, next: 0 })
+    }
+}
+
+/// An epoch's mini-batches: every sample exactly once, the last batch possibly smaller.
+pub struct Batches<'a> {
+    data: &'a DeviceData,
+    order: Vec<u32>,
+    batch_size: usize,
+    next: usize,
+}
+
+impl Batches<'_> {
+    /// Number of batches in the epoch.
+    pub fn count(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    /// Change the batch size for the remaining batches (cyclical batch size).
+    pub fn set_batch_size(&mut self, batch_size: usize) {
+        self.batch_size = batch_size.max(1);
+    }
+
+    /// The sample indices of the epoch, in visiting order.
+    pub fn order(&self) -> &[u32] {
+        &self.order
+    }
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Result<(Tensor, Tensor)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.order.len() {
+            return None;
+        }
+        let end = (self.next + self.batch_size).min(self.order.len());
+        let ids = &self.order[self.next..end];
+        self.next = end;
+        Some(self.data.batch(ids))
+    }
+}

@@ -1,0 +1,1 @@
+//! Image folders: `<root>/{train,test}/<class>/*.{jpg,png}`.

@@ -1,0 +1,1 @@
+//! MNIST / Fashion-MNIST IDX files, gzipped or not.

@@ -1,0 +1,75 @@
+//! The crate's error type: every failure a student can cause says what went wrong and what to do.
+
+use std::path::PathBuf;
+
+/// Errors raised by dlkit, with enough context to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tensor operation failed (shape mismatch, device error, ...).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// A dataset directory or file is not where it should be.
+    #[error("{what} not found at {path}: {hint}")]
+    DatasetMissing {
+        /// What was looked for ("CIFAR-10", "Fashion-MNIST", ...).
+        what: String,
+        /// The path that was tried.
+        path: PathBuf,
+        /// How to get it (names the fetch command).
+        hint: String,
+    },
+    /// A data file exists but its content is wrong (bad magic, truncated, bad label, ...).
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path being read or written.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON (de)serialisation error on a named path.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file being read or written.
+        path: PathBuf,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+    /// An invalid configuration or hyperparameter.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Drawing a chart failed.
+    #[error("plotting failed: {0}")]
+    Plot(String),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wrap an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// A bad-file error for `path` with a reason.
+    pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::BadFile { path: path.into(), reason: reason.into() }
+    }
+}
+
+impl From<Error> for candle_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Candle(c) => c,
+            other => candle_core::Error::Msg(other.to_string()),
+        }
+    }
+}

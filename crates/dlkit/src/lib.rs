@@ -1,0 +1,35 @@
+//! dlkit: the support library behind the Rust deep-learning coursework notebooks.
+//!
+//! The data flows one way (see `shared/DESIGN.md`):
+//! files → [`data`] → batches → [`augment`] → [`models`] → loss → [`optim`]
+//! (driven by [`schedule`]) → [`train`] history → [`runs`] on disk → [`plot`] / [`table`].
+//! [`summary`] counts parameters and activations from layer specifications.
+
+pub mod augment;
+pub mod data;
+pub mod error;
+pub mod models;
+pub mod optim;
+pub mod plot;
+pub mod runs;
+pub mod schedule;
+pub mod summary;
+pub mod table;
+pub mod train;
+
+pub use error::{Error, Result};
+
+/// Everything a notebook needs, in one `use dlkit::prelude::*;`.
+pub mod prelude {
+    pub use crate::data::{self, Dataset, TrainTest};
+    pub use crate::error::{Error, Result};
+    pub use crate::models;
+    pub use crate::optim;
+    pub use crate::plot::LineChart;
+    pub use crate::runs::{self, RunRecord};
+    pub use crate::schedule;
+    pub use crate::table::Table;
+    pub use crate::train::{self, History};
+    pub use candle_core::{DType, Device, Tensor};
+    pub use candle_nn::{Module, ModuleT, Optimizer, VarBuilder, VarMap};
+}

@@ -1,0 +1,1 @@
+//! Models of the coursework, each built from a `VarBuilder`.

@@ -1,0 +1,1 @@
+//! Optimizers implementing `candle_nn::Optimizer`.
