@@ -1,1 +1,12 @@
-//! Models of the coursework, each built from a `VarBuilder`.
+//! Models of the coursework, each built from a `VarBuilder` with a `forward_t(x, train)`.
+
+use candle_core::Tensor;
+
+/// A network the training loop can fit: a forward pass in training or evaluation mode
+/// (dropout, batch norm) and an optional penalty added to the loss.
+pub trait Network: candle_nn::ModuleT {
+    /// The regularisation term added to the data loss (Keras `kernel_regularizer`), if any.
+    fn penalty(&self) -> candle_core::Result<Option<Tensor>> {
+        Ok(None)
+    }
+}
