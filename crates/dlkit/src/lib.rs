@@ -8,6 +8,7 @@
 pub mod augment;
 pub mod data;
 pub mod error;
+pub mod experiment;
 pub mod models;
 pub mod optim;
 pub mod plot;
@@ -21,15 +22,16 @@ pub use error::{Error, Result};
 
 /// Everything a notebook needs, in one `use dlkit::prelude::*;`.
 pub mod prelude {
-    pub use crate::data::{self, Dataset, TrainTest};
+    pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
+    pub use crate::experiment::{device_from_name, DatasetName, Experiment, ModelChoice, Prepared};
     pub use crate::error::{Error, Result};
     pub use crate::models;
     pub use crate::optim;
     pub use crate::plot::LineChart;
-    pub use crate::runs::{self, RunRecord};
+    pub use crate::runs::{self, Mode, RunRecord};
     pub use crate::schedule;
     pub use crate::table::Table;
-    pub use crate::train::{self, History};
+    pub use crate::train::{self, History, Metrics, Monitor, Trainer};
     pub use candle_core::{DType, Device, Tensor};
     pub use candle_nn::{Module, ModuleT, Optimizer, VarBuilder, VarMap};
 }

@@ -131,7 +131,7 @@ pub struct Batches<'a> {
 
 impl Batches<'_> {
     /// Number of batches in the epoch.
-    pub fn count(&self) -> usize {
+    pub fn num_batches(&self) -> usize {
         self.order.len().div_ceil(self.batch_size)
     }
 

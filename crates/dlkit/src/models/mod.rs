@@ -10,3 +10,10 @@ pub trait Network: candle_nn::ModuleT {
         Ok(None)
     }
 }
+
+pub mod dropout;
+pub mod init;
+pub mod mlp;
+
+pub use dropout::Dropout;
+pub use mlp::{Mlp, MlpConfig};

@@ -1,0 +1,176 @@
+//! One training experiment end to end — data, model, optimizer, training, test, run record —
+//! described by a serialisable [`Experiment`], shared by the CLI and the notebooks.
+
+use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
+use crate::error::{Error, Result};
+use crate::models::{self, Network};
+use crate::optim::OptimizerConfig;
+use crate::runs::{Mode, RunRecord};
+use crate::train::{self, Monitor, Trainer};
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+
+/// The datasets of the coursework.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DatasetName {
+    /// CIFAR-10 (32×32×3, 10 classes), from `$DLKIT_DATA`.
+    Cifar10,
+    /// Fashion-MNIST resized 28→32 (32×32×1, 10 classes).
+    FashionMnist,
+}
+
+impl DatasetName {
+    /// Parse `cifar10` or `fashion-mnist`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().replace('_', "-").as_str() {
+            "cifar10" | "cifar-10" => Ok(DatasetName::Cifar10),
+            "fashion-mnist" | "fashionmnist" | "fmnist" => Ok(DatasetName::FashionMnist),
+            other => Err(Error::Config(format!("unknown dataset `{other}`: use cifar10 or fashion-mnist"))),
+        }
+    }
+
+    /// Load it (optionally only the first `per_class` images of each class for quick runs).
+    pub fn load(self, per_class_train: Option<usize>, per_class_test: Option<usize>) -> Result<TrainTest> {
+        match self {
+            DatasetName::Cifar10 => data::cifar10_limited(per_class_train, per_class_test),
+            DatasetName::FashionMnist => {
+                let full = data::fashion_mnist()?;
+                let cut = |d: &Dataset, k: Option<usize>| match k {
+                    Some(k) => d.limit(k * d.classes.len(), 0),
+                    None => d.clone(),
+                };
+                let train = cut(&full.train, per_class_train).resize(32, 32);
+                let test = cut(&full.test, per_class_test).resize(32, 32);
+                Ok(TrainTest { train, test })
+            }
+        }
+    }
+}
+
+/// Training, validation and test data on a device, ready for any number of experiments.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Training samples.
+    pub train: DeviceData,
+    /// Held-out validation samples (from the training set).
+    pub validation: DeviceData,
+    /// Test samples.
+    pub test: DeviceData,
+    /// Class names.
+    pub classes: Vec<String>,
+}
+
+impl Prepared {
+    /// Load `dataset`, keep at most `train_limit`/`test_limit` images, hold out `validation`
+    /// training images (seeded), scale pixels to [0, 1] (the coursework's normalisation) and
+    /// move everything to `device`.
+    pub fn new(
+        dataset: DatasetName,
+        train_limit: Option<usize>,
+        test_limit: Option<usize>,
+        validation: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let per_class = |n: Option<usize>| n.map(|n| n.div_ceil(10));
+        let tt = dataset.load(per_class(train_limit), per_class(test_limit))?;
+        let train = match train_limit {
+            Some(n) => tt.train.limit(n, seed),
+            None => tt.train,
+        };
+        let test = match test_limit {
+            Some(n) => tt.test.limit(n, seed),
+            None => tt.test,
+        };
+        let (train, val) = train.split(validation, seed)?;
+        let norm = Normalization::UnitRange;
+        Ok(Prepared {
+            train: DeviceData::new(&train, device, norm.clone())?,
+            validation: DeviceData::new(&val, device, norm.clone())?,
+            test: DeviceData::new(&test, device, norm)?,
+            classes: train.classes.clone(),
+        })
+    }
+}
+
+/// Which model to train.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ModelChoice {
+    /// The coursework MLP.
+    Mlp(models::MlpConfig),
+}
+
+impl ModelChoice {
+    /// Parse a model name (`mlp`, `mlp-dropout`).
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "mlp" => Ok(ModelChoice::Mlp(models::MlpConfig::cifar10())),
+            "mlp-dropout" => Ok(ModelChoice::Mlp(models::MlpConfig::cifar10().with_dropout())),
+            other => Err(Error::Config(format!("unknown model `{other}`: use mlp or mlp-dropout"))),
+        }
+    }
+
+    /// Build the model's variables in `varmap` (seeded) on `device`.
+    pub fn build(&self, varmap: &VarMap, seed: u64, device: &Device) -> Result<Box<dyn Network>> {
+        let vb = models::init::seeded(varmap, seed, DType::F32, device);
+        Ok(match self {
+            ModelChoice::Mlp(c) => {
+                let c = models::MlpConfig { seed, ..c.clone() };
+                Box::new(models::Mlp::new(vb, &c)?)
+            }
+        })
+    }
+}
+
+/// A training run described as data: what to train, how, and where its record goes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Experiment {
+    /// Coursework section (the run record's folder).
+    pub section: String,
+    /// Run name (the run record's file name).
+    pub name: String,
+    /// The model.
+    pub model: ModelChoice,
+    /// The optimizer and its hyperparameters.
+    pub optimizer: OptimizerConfig,
+    /// Epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Seed of the weights, dropout masks and batch order.
+    pub seed: u64,
+    /// Keep the best-validation weights and test with them.
+    pub keep_best: bool,
+}
+
+impl Experiment {
+    /// Train on `data`, test with the kept weights, and return the run record (not yet saved).
+    pub fn run(&self, data: &Prepared, mode: Mode) -> Result<RunRecord> {
+        let device = data.train.device();
+        let varmap = VarMap::new();
+        let model = self.model.build(&varmap, self.seed, device)?;
+        let mut optimizer = self.optimizer.build(varmap.all_vars())?;
+        let mut trainer = Trainer::new(model.as_ref(), &varmap, &mut optimizer)
+            .epochs(self.epochs)
+            .batch_size(self.batch_size)
+            .seed(self.seed)
+            .label(&self.name);
+        if self.keep_best {
+            trainer = trainer.keep_best(Monitor::ValAccuracy);
+        }
+        let history = trainer.fit(&data.train, Some(&data.validation))?;
+        let test = train::evaluate(model.as_ref(), &data.test, 1000)?;
+        let config = serde_json::to_value(self).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(RunRecord::new(&self.section, &self.name, mode, config, history, Some(test), device))
+    }
+}
+
+/// `cpu`, `cuda` (GPU 0, an error without one) or `auto` (CUDA when available).
+pub fn device_from_name(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" | "gpu" => Ok(Device::new_cuda(0)?),
+        "auto" => Ok(Device::cuda_if_available(0)?),
+        other => Err(Error::Config(format!("unknown device `{other}`: use cpu, cuda or auto"))),
+    }
+}
