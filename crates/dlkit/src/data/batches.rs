@@ -130,7 +130,8 @@ pub struct Batches<'a> {
 }
 
 impl Batches<'_> {
-    /// Number of batches in the epoch.
+    /// Number of batches in the epoch (named so that `Iterator::count`, which would
+    /// consume the batches, cannot shadow it).
     pub fn num_batches(&self) -> usize {
         self.order.len().div_ceil(self.batch_size)
     }

@@ -222,3 +222,89 @@ pub fn data_root() -> PathBuf {
 /// The command that fetches the datasets, named in every "not found" error.
 pub const FETCH_HINT: &str =
     "run `bash data/fetch.sh` (or `dlkit fetch`) on a machine with internet, or set DLKIT_DATA to the folder that holds the data";
+
+/// CIFAR-10 from the data root: `cifar-10-batches-bin/` (official binary) if present, else
+/// the image folder `cifar10-jpg/`.
+pub fn cifar10() -> Result<TrainTest> {
+    cifar10_limited(None, None)
+}
+
+/// CIFAR-10 from the data root, keeping only the first `k` images of each class per split
+/// (`None`: all); with the image folder only those files are decoded, for quick runs.
+pub fn cifar10_limited(
+    per_class_train: Option<usize>,
+    per_class_test: Option<usize>,
+) -> Result<TrainTest> {
+    let root = data_root();
+    let binary = root.join("cifar-10-batches-bin");
+    let folder = root.join("cifar10-jpg");
+    if binary.is_dir() {
+        let all = cifar::load(&binary)?;
+        return Ok(TrainTest {
+            train: first_per_class(&all.train, per_class_train),
+            test: first_per_class(&all.test, per_class_test),
+        });
+    }
+    if folder.join("train").is_dir() {
+        let data = folder::load_limited(&folder, per_class_train, per_class_test)?;
+        if data.train.classes != CIFAR10_CLASSES {
+            return Err(Error::bad_file(
+                folder.join("train"),
+                format!(
+                    "class folders are {:?}, expected the CIFAR-10 classes {CIFAR10_CLASSES:?}",
+                    data.train.classes
+                ),
+            ));
+        }
+        return Ok(data);
+    }
+    Err(Error::DatasetMissing {
+        what: "CIFAR-10".into(),
+        path: binary,
+        hint: format!("nor at {} (image folder); {FETCH_HINT}", folder.display()),
+    })
+}
+
+/// The first `k` images of each class, in stored order (`None`: the whole dataset).
+pub fn first_per_class(data: &Dataset, k: Option<usize>) -> Dataset {
+    let Some(k) = k else { return data.clone() };
+    let mut taken = vec![0usize; data.classes.len()];
+    let keep: Vec<usize> = (0..data.len())
+        .filter(|&i| {
+            let seen = &mut taken[data.labels[i] as usize];
+            *seen += 1;
+            *seen <= k
+        })
+        .collect();
+    data.subset(&keep)
+}
+
+/// Fashion-MNIST from `data_root()/fashion-mnist/` when it holds the files, else from the
+/// Debian package's `/usr/share/datasets/fashion-mnist/`.
+pub fn fashion_mnist() -> Result<TrainTest> {
+    let local = data_root().join("fashion-mnist");
+    let system = PathBuf::from("/usr/share/datasets/fashion-mnist");
+    let has_files = |dir: &std::path::Path| {
+        let name = idx::TRAIN_IMAGES;
+        dir.join(name).is_file() || dir.join(format!("{name}.gz")).is_file()
+    };
+    if has_files(&local) {
+        return fashion_mnist_from(&local);
+    }
+    if system.is_dir() {
+        return fashion_mnist_from(&system);
+    }
+    Err(Error::DatasetMissing {
+        what: "Fashion-MNIST".into(),
+        path: local,
+        hint: format!(
+            "nor at {}; install it with `apt-get install dataset-fashion-mnist`, or {FETCH_HINT}",
+            system.display()
+        ),
+    })
+}
+
+/// Fashion-MNIST from the four IDX files (gzipped or not) in `dir`.
+pub fn fashion_mnist_from(dir: &std::path::Path) -> Result<TrainTest> {
+    idx::load(dir, &FASHION_MNIST_CLASSES)
+}
