@@ -10,7 +10,7 @@
 use crate::data::DeviceData;
 use crate::error::{Error, Result};
 use crate::models::Network;
-use crate::schedule::LrSchedule;
+use crate::schedule::{BatchSizeSchedule, LrSchedule};
 use candle_core::{DType, Tensor};
 use candle_nn::{Optimizer, VarMap};
 use std::io::{IsTerminal, Write};
@@ -159,6 +159,7 @@ pub struct Trainer<'a, M: Network + ?Sized, O: Optimizer> {
     progress: Progress,
     label: String,
     schedule: Option<Box<dyn LrSchedule + 'a>>,
+    batch_sizes: Option<Box<dyn BatchSizeSchedule + 'a>>,
     augment: Option<BatchTransform<'a>>,
     keep_best: Option<Monitor>,
     checkpoint: Option<PathBuf>,
@@ -179,6 +180,7 @@ impl<'a, M: Network + ?Sized, O: Optimizer> Trainer<'a, M, O> {
             progress: Progress::Bar,
             label: String::new(),
             schedule: None,
+            batch_sizes: None,
             augment: None,
             keep_best: None,
             checkpoint: None,
@@ -220,6 +222,12 @@ impl<'a, M: Network + ?Sized, O: Optimizer> Trainer<'a, M, O> {
     /// A learning-rate policy, asked each epoch and each iteration.
     pub fn schedule(mut self, schedule: impl LrSchedule + 'a) -> Self {
         self.schedule = Some(Box::new(schedule));
+        self
+    }
+
+    /// A batch-size policy, asked at the start of each epoch (cyclical batch size).
+    pub fn batch_sizes(mut self, policy: impl BatchSizeSchedule + 'a) -> Self {
+        self.batch_sizes = Some(Box::new(policy));
         self
     }
 
@@ -275,6 +283,9 @@ impl<'a, M: Network + ?Sized, O: Optimizer> Trainer<'a, M, O> {
         for epoch in 0..self.epochs {
             if let Some(lr) = self.schedule.as_mut().and_then(|s| s.at_epoch(epoch)) {
                 self.optimizer.set_learning_rate(lr);
+            }
+            if let Some(policy) = self.batch_sizes.as_mut() {
+                self.batch_size = policy.at_epoch(epoch).max(1);
             }
             let start = Instant::now();
             let mut augment_seconds = 0.0;
@@ -407,14 +418,14 @@ fn count_correct(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
 }
 
 /// Copies of every variable's current value, by name.
-fn snapshot(varmap: &VarMap) -> Result<Vec<Tensor>> {
+pub(crate) fn snapshot(varmap: &VarMap) -> Result<Vec<Tensor>> {
     let data = varmap.data().lock().map_err(|_| Error::Config("VarMap lock poisoned".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     names.iter().map(|n| Ok(data[*n].as_tensor().copy()?)).collect()
 }
 
-fn restore(varmap: &VarMap, weights: &[Tensor]) -> Result<()> {
+pub(crate) fn restore(varmap: &VarMap, weights: &[Tensor]) -> Result<()> {
     let data = varmap.data().lock().map_err(|_| Error::Config("VarMap lock poisoned".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();

@@ -13,3 +13,11 @@ pub trait LrSchedule {
         None
     }
 }
+
+pub mod batch_size;
+pub mod clr;
+pub mod finder;
+
+pub use batch_size::{BatchSizeSchedule, CyclicBatchSize};
+pub use clr::{CyclicLr, Scale, ScaleMode};
+pub use finder::{log_space, sweep, FinderResult, LrFinder};
