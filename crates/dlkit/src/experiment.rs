@@ -149,7 +149,7 @@ impl Experiment {
         let device = data.train.device();
         let varmap = VarMap::new();
         let model = self.model.build(&varmap, self.seed, device)?;
-        let mut optimizer = self.optimizer.build(varmap.all_vars())?;
+        let mut optimizer = self.optimizer.build(crate::optim::vars_in_name_order(&varmap))?;
         let mut trainer = Trainer::new(model.as_ref(), &varmap, &mut optimizer)
             .epochs(self.epochs)
             .batch_size(self.batch_size)
