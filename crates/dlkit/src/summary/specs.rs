@@ -1,0 +1,192 @@
+//! The coursework's models as layer specifications (no weights): MLP, the VGG-style
+//! CIFAR-10 CNN, ResNet v1 for CIFAR-10, MiniGoogLeNet, AlexNet and VGG-19.
+//!
+//! Classifier heads carry a softmax (it has no parameters and changes no count).
+
+use super::layers::{Conv2d, Dense, Layer, ModelSpec, Padding, Pool, Sequential, Shape};
+use super::ModelSummary;
+use crate::{Error, Result};
+
+/// The names [`by_name`] knows (any `resnetN` with N = 6n + 2 works, not only these two).
+pub const MODEL_NAMES: &[&str] = &["mlp", "vgg-cnn", "minigooglenet", "resnet20", "resnet44", "alexnet", "vgg19"];
+
+/// A multilayer perceptron: `input` → ReLU dense layers of `hidden` units → `classes`.
+///
+/// The coursework's CIFAR-10 MLP is `mlp(3072, &[1000, 1000], 10)`.
+pub fn mlp(input: usize, hidden: &[usize], classes: usize) -> ModelSpec {
+    let mut spec = ModelSpec::new("mlp", Shape::vector(input));
+    for (i, &units) in hidden.iter().enumerate() {
+        spec = spec.add(format!("dense{}", i + 1), Dense::new(units).relu());
+    }
+    spec.add("output", Dense::new(classes).softmax())
+}
+
+/// The coursework's VGG-style CIFAR-10 CNN (1,186,378 parameters).
+///
+/// Three blocks of two 3×3 `'same'` ReLU convolutions (64, 128, 256 filters), each followed
+/// by a 2×2 max-pool (32 → 16 → 8 → 4), then dropout 0.5, flatten (4·4·256 = 4096) and a
+/// dense softmax layer of 10 units.
+pub fn vgg_cnn() -> ModelSpec {
+    let mut spec = ModelSpec::new("vgg-cnn", Shape::image(3, 32, 32));
+    for (block, filters) in [64, 128, 256].into_iter().enumerate() {
+        let b = block + 1;
+        spec = spec
+            .add(format!("block{b}_conv1"), Conv2d::new(filters, 3).relu())
+            .add(format!("block{b}_conv2"), Conv2d::new(filters, 3).relu())
+            .add(format!("block{b}_pool"), Layer::MaxPool(Pool::new(2)));
+    }
+    spec.add("dropout", Layer::Dropout(0.5)).add("flatten", Layer::Flatten).add("output", Dense::new(10).softmax())
+}
+
+/// Convolution → batch norm → ReLU (Keras `resnet_layer` and MiniGoogLeNet's `conv_module`).
+fn conv_bn_relu(conv: Conv2d) -> Sequential {
+    Sequential::new().add("conv", conv).add("bn", Layer::BatchNorm).add("relu", Layer::relu())
+}
+
+/// ResNet v1 for CIFAR-10 as in the Keras example `cifar10_resnet.py`; `depth` = 6n + 2.
+///
+/// Stem: 3×3 conv 16 → BN → ReLU. Three stages of n basic blocks with 16, 32, 64 filters;
+/// a block is conv → BN → ReLU → conv → BN, plus the shortcut, then ReLU. The first block of
+/// stages 2 and 3 has stride 2 and a 1×1 projection shortcut (with bias, no BN). Then an 8×8
+/// average pool, flatten and a dense softmax layer of 10 units.
+pub fn resnet_v1(depth: usize) -> Result<ModelSpec> {
+    if depth < 8 || !(depth - 2).is_multiple_of(6) {
+        return Err(Error::Config(format!("ResNet v1 depth must be 6n + 2 with n ≥ 1 (8, 14, 20, ...), got {depth}")));
+    }
+    let blocks = (depth - 2) / 6;
+    let mut spec =
+        ModelSpec::new(format!("resnet{depth}"), Shape::image(3, 32, 32)).add("stem", conv_bn_relu(Conv2d::new(16, 3)));
+    for (stage, filters) in [16, 32, 64].into_iter().enumerate() {
+        let mut stage_layers = Sequential::new();
+        for block in 0..blocks {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let main = Sequential::new()
+                .add("conv1", Conv2d::new(filters, 3).stride(stride))
+                .add("bn1", Layer::BatchNorm)
+                .add("relu1", Layer::relu())
+                .add("conv2", Conv2d::new(filters, 3))
+                .add("bn2", Layer::BatchNorm);
+            let shortcut = if stride > 1 {
+                Sequential::new().add("projection", Conv2d::new(filters, 1).stride(stride))
+            } else {
+                Sequential::new()
+            };
+            let basic_block = Sequential::new().add("", Layer::residual(main, shortcut)).add("relu", Layer::relu());
+            stage_layers = stage_layers.add(format!("block{}", block + 1), basic_block);
+        }
+        spec = spec.add(format!("stage{}", stage + 1), stage_layers);
+    }
+    Ok(spec
+        .add("avgpool", Layer::AvgPool(Pool::new(8)))
+        .add("flatten", Layer::Flatten)
+        .add("output", Dense::new(10).softmax()))
+}
+
+/// MiniGoogLeNet's convolution module: conv → BN → ReLU.
+fn conv_module(filters: usize, kernel: usize, stride: usize, padding: Padding) -> Sequential {
+    conv_bn_relu(Conv2d::new(filters, kernel).stride(stride).padding(padding))
+}
+
+/// MiniGoogLeNet's inception module: a 1×1 and a 3×3 conv module side by side, concatenated.
+fn mini_inception(n1x1: usize, n3x3: usize) -> Layer {
+    Layer::concat([("1x1", conv_module(n1x1, 1, 1, Padding::Same)), ("3x3", conv_module(n3x3, 3, 1, Padding::Same))])
+}
+
+/// MiniGoogLeNet's downsample module: a 3×3 stride-2 `'valid'` conv module beside a 3×3
+/// stride-2 max-pool, concatenated.
+fn mini_downsample(filters: usize) -> Layer {
+    Layer::concat([
+        ("3x3", conv_module(filters, 3, 2, Padding::Valid)),
+        ("pool", Sequential::new().add("max", Layer::MaxPool(Pool::new(3).stride(2)))),
+    ])
+}
+
+/// MiniGoogLeNet on 32×32 images with `channels` channels and 10 classes
+/// (Fashion-MNIST padded to 32×32: `minigooglenet(1)`; CIFAR-10: `minigooglenet(3)`).
+///
+/// Spatial sizes: 32 → (downsample) 15 → (downsample) 7 → (7×7 average pool) 1.
+pub fn minigooglenet(channels: usize) -> ModelSpec {
+    ModelSpec::new("minigooglenet", Shape::image(channels, 32, 32))
+        .add("stem", conv_module(96, 3, 1, Padding::Same))
+        .add("inception1", mini_inception(32, 32))
+        .add("inception2", mini_inception(32, 48))
+        .add("downsample1", mini_downsample(80))
+        .add("inception3", mini_inception(112, 48))
+        .add("inception4", mini_inception(96, 64))
+        .add("inception5", mini_inception(80, 80))
+        .add("inception6", mini_inception(48, 96))
+        .add("downsample2", mini_downsample(96))
+        .add("inception7", mini_inception(176, 160))
+        .add("inception8", mini_inception(176, 160))
+        .add("avgpool", Layer::AvgPool(Pool::new(7)))
+        .add("dropout", Layer::Dropout(0.5))
+        .add("flatten", Layer::Flatten)
+        .add("output", Dense::new(10).softmax())
+}
+
+/// AlexNet in its original two-GPU layout (60,965,224 parameters).
+///
+/// conv2, conv4 and conv5 only see the half of their input on their own GPU, which is a
+/// convolution in 2 groups. The input is 224×224×3 with 2 pixels of padding in conv1, so the
+/// sizes are the classic 55 → 27 → 13 → 13 → 13 → 6 (the same as a 227×227 input without
+/// padding); pools are 3×3 stride 2 (overlapping). Local response normalisation has no
+/// parameters and is left out; dropout follows fc6 and fc7.
+pub fn alexnet() -> ModelSpec {
+    let pool = || Layer::MaxPool(Pool::new(3).stride(2));
+    ModelSpec::new("alexnet", Shape::image(3, 224, 224))
+        .add("conv1", Conv2d::new(96, 11).stride(4).padding(Padding::Explicit(2)).relu())
+        .add("pool1", pool())
+        .add("conv2", Conv2d::new(256, 5).groups(2).relu())
+        .add("pool2", pool())
+        .add("conv3", Conv2d::new(384, 3).relu())
+        .add("conv4", Conv2d::new(384, 3).groups(2).relu())
+        .add("conv5", Conv2d::new(256, 3).groups(2).relu())
+        .add("pool5", pool())
+        .add("flatten", Layer::Flatten)
+        .add("fc6", Dense::new(4096).relu())
+        .add("dropout6", Layer::Dropout(0.5))
+        .add("fc7", Dense::new(4096).relu())
+        .add("dropout7", Layer::Dropout(0.5))
+        .add("fc8", Dense::new(1000).softmax())
+}
+
+/// VGG-19 on 224×224×3 (Keras `VGG19` names): 16 3×3 `'same'` ReLU convolutions in five
+/// blocks (64, 128, 256, 512, 512 filters; 2, 2, 4, 4, 4 convolutions), each block ending in
+/// a 2×2 max-pool, then fc1 4096, fc2 4096 and a 1000-way softmax.
+pub fn vgg19() -> ModelSpec {
+    let mut spec = ModelSpec::new("vgg19", Shape::image(3, 224, 224));
+    for (block, (filters, convs)) in [(64, 2), (128, 2), (256, 4), (512, 4), (512, 4)].into_iter().enumerate() {
+        let b = block + 1;
+        for c in 1..=convs {
+            spec = spec.add(format!("block{b}_conv{c}"), Conv2d::new(filters, 3).relu());
+        }
+        spec = spec.add(format!("block{b}_pool"), Layer::MaxPool(Pool::new(2)));
+    }
+    spec.add("flatten", Layer::Flatten)
+        .add("fc1", Dense::new(4096).relu())
+        .add("fc2", Dense::new(4096).relu())
+        .add("predictions", Dense::new(1000).softmax())
+}
+
+/// The summary of a coursework model by name: `mlp`, `vgg-cnn`, `minigooglenet`
+/// (Fashion-MNIST, 32×32×1), `resnetN` (N = 6n + 2, e.g. `resnet20`), `alexnet`, `vgg19`.
+pub fn by_name(name: &str) -> Result<ModelSummary> {
+    let key = name.trim().to_ascii_lowercase();
+    let spec = match key.as_str() {
+        "mlp" => mlp(3072, &[1000, 1000], 10),
+        "vgg-cnn" => vgg_cnn(),
+        "minigooglenet" => minigooglenet(1),
+        "alexnet" => alexnet(),
+        "vgg19" => vgg19(),
+        _ => match key.strip_prefix("resnet").and_then(|d| d.parse::<usize>().ok()) {
+            Some(depth) => resnet_v1(depth)?,
+            None => {
+                return Err(Error::Config(format!(
+                    "unknown model '{name}'; valid names: {} (any resnetN with N = 6n + 2)",
+                    MODEL_NAMES.join(", ")
+                )))
+            }
+        },
+    };
+    spec.summary()
+}
