@@ -106,15 +106,8 @@ impl Network for Mlp {
         if self.l2 == 0.0 {
             return Ok(None);
         }
-        let mut sum: Option<Tensor> = None;
-        for layer in &self.layers {
-            let s = layer.weight().sqr()?.sum_all()?;
-            sum = Some(match sum {
-                None => s,
-                Some(acc) => (acc + s)?,
-            });
-        }
-        sum.map(|s| s.affine(self.l2, 0.0)).transpose()
+        let kernels: Vec<&Tensor> = self.layers.iter().map(|l| l.weight()).collect();
+        crate::optim::l2_penalty(&kernels, self.l2).map(Some)
     }
 }
 
