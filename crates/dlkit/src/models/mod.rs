@@ -13,7 +13,14 @@ pub trait Network: candle_nn::ModuleT {
 
 pub mod dropout;
 pub mod init;
+pub mod layers;
+pub mod minigooglenet;
 pub mod mlp;
+pub mod resnet;
+pub mod vgg_cnn;
 
 pub use dropout::Dropout;
+pub use minigooglenet::{MiniGoogLeNet, MiniGoogLeNetConfig};
 pub use mlp::{Mlp, MlpConfig};
+pub use resnet::{ResNet, ResNetConfig};
+pub use vgg_cnn::{VggCnn, VggCnnConfig};

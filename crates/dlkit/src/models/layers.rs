@@ -1,0 +1,165 @@
+//! Building blocks shared by the convolutional models, with Keras's defaults.
+//!
+//! The coursework's models were written in Keras; these helpers reproduce its choices in candle:
+//! - weights: `glorot_uniform` by default, `he_normal` on request, biases zero (build the model
+//!   from [`super::init::seeded`] for weights that a seed reproduces);
+//! - convolutions: `'same'` or `'valid'` padding, biases on (Keras `use_bias=True`);
+//! - batch norm: momentum 0.99 and epsilon 1e-3, running statistics stored in the `VarMap`;
+//! - the L2 penalty λ·Σw² of Keras's `kernel_regularizer=l2(λ)`.
+//!
+//! Keras ends its classifiers with `Dense(classes, activation='softmax')`; here the last dense
+//! layer returns logits and the softmax lives in the cross-entropy loss.
+
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
+
+use super::init::{glorot_uniform, he_normal};
+
+/// Keras's `BatchNormalization` momentum: `moving = 0.99·moving + 0.01·batch`.
+pub const KERAS_BATCH_NORM_MOMENTUM: f64 = 0.99;
+/// Keras's `BatchNormalization` epsilon, added to the variance before the square root.
+pub const KERAS_BATCH_NORM_EPSILON: f64 = 1e-3;
+
+/// How a convolution pads its input (Keras's `padding=` argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// Pad by `kernel / 2` on each side: with stride 1 the output keeps the input's size.
+    Same,
+    /// No padding: the output shrinks to `(input - kernel) / stride + 1`.
+    Valid,
+}
+
+/// How a layer's kernel is initialised (Keras's `kernel_initializer=` argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelInit {
+    /// Keras's default: uniform in ±√(6 / (fan_in + fan_out)).
+    GlorotUniform,
+    /// He normal: N(0, 2 / fan_in). Keras's `he_normal` also truncates at two standard
+    /// deviations (rescaled to the same std); this one does not.
+    HeNormal,
+}
+
+impl KernelInit {
+    /// The candle initialiser for a kernel with these fans.
+    pub fn init(self, fan_in: usize, fan_out: usize) -> Init {
+        match self {
+            KernelInit::GlorotUniform => glorot_uniform(fan_in, fan_out),
+            KernelInit::HeNormal => he_normal(fan_in),
+        }
+    }
+}
+
+/// A 2-D convolution with bias, as Keras's `Conv2D(filters, kernel, strides, padding)` builds it.
+///
+/// `'same'` pads `kernel / 2` on every side (the kernel must be odd). With stride 2 on an even
+/// input TensorFlow pads only the bottom/right; the output has the same size either way.
+pub fn conv2d(
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: Padding,
+    init: KernelInit,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    if padding == Padding::Same && kernel.is_multiple_of(2) {
+        candle_core::bail!("'same' padding needs an odd kernel size, got {kernel}")
+    }
+    let shape = (out_channels, in_channels, kernel, kernel);
+    let fan_in = in_channels * kernel * kernel;
+    let fan_out = out_channels * kernel * kernel;
+    let weight = vb.get_with_hints(shape, "weight", init.init(fan_in, fan_out))?;
+    let bias = vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?;
+    let config = Conv2dConfig {
+        padding: match padding {
+            Padding::Same => kernel / 2,
+            Padding::Valid => 0,
+        },
+        stride,
+        ..Default::default()
+    };
+    Ok(Conv2d::new(weight, Some(bias), config))
+}
+
+/// A fully connected layer with bias (Keras `Dense` without its activation).
+pub fn dense(inputs: usize, outputs: usize, init: KernelInit, vb: VarBuilder) -> Result<Linear> {
+    // candle stores the weight as [outputs, inputs] (Keras: [inputs, outputs]).
+    let weight = vb.get_with_hints((outputs, inputs), "weight", init.init(inputs, outputs))?;
+    let bias = vb.get_with_hints(outputs, "bias", Init::Const(0.0))?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// Batch normalisation over channels with Keras's defaults (momentum 0.99, epsilon 1e-3).
+///
+/// candle weighs the *new* batch statistic by its momentum
+/// (`running·(1 − m) + batch·m`), the complement of Keras's convention, so m = 1 − 0.99 = 0.01.
+/// `forward_t(x, true)` normalises with the batch statistics and updates the running mean and
+/// variance in place (candle, like PyTorch, uses the unbiased batch variance for the running
+/// variance); `forward_t(x, false)` uses the running statistics. The running statistics are
+/// `VarMap` variables (`running_mean`, `running_var`): they are saved with the weights, receive
+/// no gradient, and are what Keras reports as non-trainable parameters.
+pub fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
+    let config = BatchNormConfig {
+        eps: KERAS_BATCH_NORM_EPSILON,
+        remove_mean: true,
+        affine: true,
+        momentum: 1.0 - KERAS_BATCH_NORM_MOMENTUM,
+    };
+    candle_nn::batch_norm(channels, config, vb)
+}
+
+/// Keras's L2 kernel regulariser summed over layers: λ·Σ w² over the given kernels.
+///
+/// Returns `None` when λ = 0 or there is no kernel, so the training loop adds nothing.
+pub fn l2_penalty(kernels: &[Tensor], lambda: f64) -> Result<Option<Tensor>> {
+    if lambda == 0.0 || kernels.is_empty() {
+        return Ok(None);
+    }
+    let mut total = kernels[0].sqr()?.sum_all()?;
+    for kernel in &kernels[1..] {
+        total = (total + kernel.sqr()?.sum_all()?)?;
+    }
+    Ok(Some((total * lambda)?))
+}
+
+/// Convolution → batch norm → ReLU, the "conv module" of MiniGoogLeNet (Keras glorot init).
+#[derive(Debug, Clone)]
+pub struct ConvBnRelu {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl ConvBnRelu {
+    /// Builds `Conv2D(out_channels, kernel, stride, padding)` → `BatchNormalization` → ReLU.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let conv = conv2d(
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            KernelInit::GlorotUniform,
+            vb.pp("conv"),
+        )?;
+        let bn = batch_norm(out_channels, vb.pp("bn"))?;
+        Ok(Self { conv, bn })
+    }
+
+    /// The convolution kernel (for the L2 penalty).
+    pub fn kernel(&self) -> &Tensor {
+        self.conv.weight()
+    }
+}
+
+impl ModuleT for ConvBnRelu {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()
+    }
+}
