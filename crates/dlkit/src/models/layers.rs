@@ -115,11 +115,8 @@ pub fn l2_penalty(kernels: &[Tensor], lambda: f64) -> Result<Option<Tensor>> {
     if lambda == 0.0 || kernels.is_empty() {
         return Ok(None);
     }
-    let mut total = kernels[0].sqr()?.sum_all()?;
-    for kernel in &kernels[1..] {
-        total = (total + kernel.sqr()?.sum_all()?)?;
-    }
-    Ok(Some((total * lambda)?))
+    let kernels: Vec<&Tensor> = kernels.iter().collect();
+    crate::optim::l2_penalty(&kernels, lambda).map(Some)
 }
 
 /// Convolution → batch norm → ReLU, the "conv module" of MiniGoogLeNet (Keras glorot init).

@@ -103,11 +103,8 @@ impl ModuleT for Mlp {
 
 impl Network for Mlp {
     fn penalty(&self) -> Result<Option<Tensor>> {
-        if self.l2 == 0.0 {
-            return Ok(None);
-        }
-        let kernels: Vec<&Tensor> = self.layers.iter().map(|l| l.weight()).collect();
-        crate::optim::l2_penalty(&kernels, self.l2).map(Some)
+        let kernels: Vec<Tensor> = self.layers.iter().map(|l| l.weight().clone()).collect();
+        super::layers::l2_penalty(&kernels, self.l2)
     }
 }
 
