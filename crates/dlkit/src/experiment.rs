@@ -98,25 +98,49 @@ impl Prepared {
 pub enum ModelChoice {
     /// The coursework MLP.
     Mlp(models::MlpConfig),
+    /// The VGG-style CIFAR-10 CNN.
+    VggCnn(models::VggCnnConfig),
+    /// ResNet v1 for CIFAR (depth 6n+2).
+    ResNet(models::ResNetConfig),
+    /// MiniGoogLeNet (Fashion-MNIST or CIFAR-10).
+    MiniGoogLeNet(models::MiniGoogLeNetConfig),
 }
 
+/// The model names [`ModelChoice::from_name`] understands.
+pub const MODEL_NAMES: &str = "mlp, mlp-dropout, vgg-cnn, resnet20, resnet32, resnet44, resnet56, resnet110, minigooglenet";
+
 impl ModelChoice {
-    /// Parse a model name (`mlp`, `mlp-dropout`).
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "mlp" => Ok(ModelChoice::Mlp(models::MlpConfig::cifar10())),
-            "mlp-dropout" => Ok(ModelChoice::Mlp(models::MlpConfig::cifar10().with_dropout())),
-            other => Err(Error::Config(format!("unknown model `{other}`: use mlp or mlp-dropout"))),
-        }
+    /// Parse a model name for `channels`-channel 32×32 input (1 for Fashion-MNIST, 3 for CIFAR-10).
+    pub fn from_name(name: &str, channels: usize) -> Result<Self> {
+        let mlp = models::MlpConfig { inputs: channels * 32 * 32, ..models::MlpConfig::cifar10() };
+        Ok(match name {
+            "mlp" => ModelChoice::Mlp(mlp),
+            "mlp-dropout" => ModelChoice::Mlp(mlp.with_dropout()),
+            "vgg-cnn" => ModelChoice::VggCnn(models::VggCnnConfig { input_channels: channels, ..Default::default() }),
+            "minigooglenet" => ModelChoice::MiniGoogLeNet(models::MiniGoogLeNetConfig {
+                input_channels: channels,
+                ..Default::default()
+            }),
+            other => match other.strip_prefix("resnet").and_then(|d| d.parse::<usize>().ok()) {
+                Some(depth) => {
+                    let config = models::ResNetConfig { input_channels: channels, ..models::ResNetConfig::cifar10(depth) };
+                    config.blocks_per_stage()?;
+                    ModelChoice::ResNet(config)
+                }
+                None => return Err(Error::Config(format!("unknown model `{other}`: use one of {MODEL_NAMES}"))),
+            },
+        })
     }
 
     /// Build the model's variables in `varmap` (seeded) on `device`.
     pub fn build(&self, varmap: &VarMap, seed: u64, device: &Device) -> Result<Box<dyn Network>> {
         let vb = models::init::seeded(varmap, seed, DType::F32, device);
         Ok(match self {
-            ModelChoice::Mlp(c) => {
-                let c = models::MlpConfig { seed, ..c.clone() };
-                Box::new(models::Mlp::new(vb, &c)?)
+            ModelChoice::Mlp(c) => Box::new(models::Mlp::new(vb, &models::MlpConfig { seed, ..c.clone() })?),
+            ModelChoice::VggCnn(c) => Box::new(models::VggCnn::new(vb, models::VggCnnConfig { seed, ..*c })?),
+            ModelChoice::ResNet(c) => Box::new(models::ResNet::new(vb, *c)?),
+            ModelChoice::MiniGoogLeNet(c) => {
+                Box::new(models::MiniGoogLeNet::new(vb, models::MiniGoogLeNetConfig { seed, ..*c })?)
             }
         })
     }

@@ -20,6 +20,13 @@ pub mod train;
 
 pub use error::{Error, Result};
 
+/// The repository's root folder (two levels above this crate's manifest), where `data/` and
+/// `runs/` live by default.
+pub fn repository_root() -> std::path::PathBuf {
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.ancestors().nth(2).unwrap_or(crate_dir).to_path_buf()
+}
+
 /// Everything a notebook needs, in one `use dlkit::prelude::*;`.
 pub mod prelude {
     pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};

@@ -131,7 +131,7 @@ impl RunRecord {
 pub fn runs_root() -> PathBuf {
     match std::env::var_os("DLKIT_RUNS") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../runs")),
+        _ => crate::repository_root().join("runs"),
     }
 }
 

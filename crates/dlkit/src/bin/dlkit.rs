@@ -33,7 +33,7 @@ struct TrainArgs {
     /// cifar10 or fashion-mnist
     #[arg(long, default_value = "cifar10")]
     dataset: String,
-    /// mlp or mlp-dropout
+    /// mlp, mlp-dropout, vgg-cnn, resnet20 (any resnet6n+2), minigooglenet
     #[arg(long, default_value = "mlp")]
     model: String,
     /// sgd, momentum, sgd-nesterov, adagrad, rmsprop, nadam, adadelta, adam
@@ -54,7 +54,7 @@ struct TrainArgs {
     validation: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// L2 factor on the MLP's kernels (Keras 'l2' = 0.01)
+    /// L2 factor on the kernels (Keras 'l2' = 0.01; the ResNet default is 1e-4)
     #[arg(long)]
     l2: Option<f64>,
     /// cpu, cuda or auto
@@ -84,13 +84,13 @@ fn main() -> ExitCode {
 fn train(a: TrainArgs) -> dlkit::Result<()> {
     let device = device_from_name(&a.device)?;
     let dataset = DatasetName::from_name(&a.dataset)?;
-    let mut model = ModelChoice::from_name(&a.model)?;
-    if let (Some(l2), ModelChoice::Mlp(c)) = (a.l2, &mut model) {
-        c.l2 = l2;
-    }
-    if dataset == DatasetName::FashionMnist {
-        let ModelChoice::Mlp(c) = &mut model;
-        c.inputs = 32 * 32;
+    let channels = if dataset == DatasetName::FashionMnist { 1 } else { 3 };
+    let mut model = ModelChoice::from_name(&a.model, channels)?;
+    match (a.l2, &mut model) {
+        (Some(l2), ModelChoice::Mlp(c)) => c.l2 = l2,
+        (Some(l2), ModelChoice::ResNet(c)) => c.l2 = l2,
+        (Some(l2), ModelChoice::VggCnn(c)) => c.l2 = l2,
+        _ => {}
     }
     let optimizer = OptimizerConfig::from_name(&a.optimizer, a.lr)?;
     let validation = a.validation.unwrap_or(a.limit.map_or(5000, |n| (n / 10).max(1)));
@@ -143,7 +143,7 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
 }
 
 fn fetch() -> dlkit::Result<()> {
-    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/fetch.sh"));
+    let script = dlkit::repository_root().join("data/fetch.sh");
     let status = std::process::Command::new("bash")
         .arg(&script)
         .status()

@@ -215,7 +215,7 @@ impl Dataset {
 pub fn data_root() -> PathBuf {
     match std::env::var_os("DLKIT_DATA") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data")),
+        _ => crate::repository_root().join("data"),
     }
 }
 
