@@ -27,7 +27,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use plotters::coord::ranged1d::{AsRangedCoord, SegmentValue, ValueFormatter};
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -434,6 +434,7 @@ impl LineChart {
             .map_err(plot_error)?;
         chart
             .configure_mesh()
+            .light_line_style(BLACK.mix(0.05))
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
             .axis_desc_style((FONT_FAMILY, 16))
@@ -600,45 +601,50 @@ impl BarChart {
     {
         let n = self.bars.len();
         let longest = self.bars.iter().map(|b| b.0.chars().count()).max().unwrap_or(0);
-        // Rotate the category names when they would not fit side by side (~7 px a character).
+        // Turn the category names upright when they would not fit side by side (~7 px a character).
         let plot_width = self.size.0.saturating_sub(110) as usize;
-        let rotate = n > 1 && (longest * 7 + 8) * n > plot_width;
-        let x_area = if rotate { 40 + longest as u32 * 8 } else { 48 };
+        let upright = n > 1 && (longest * 7 + 10) * n > plot_width;
+        let x_area = if upright { 44 + longest as u32 * 6 } else { 48 };
 
         root.fill(&WHITE).map_err(plot_error)?;
+        // Integer ranges are inclusive: 0..n-1 makes n segments, one per bar.
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT_FAMILY, 22))
             .margin(12)
             .x_label_area_size(x_area)
             .y_label_area_size(78)
-            .build_cartesian_2d((0..n).into_segmented(), y)
+            .build_cartesian_2d((0..n - 1).into_segmented(), y)
             .map_err(plot_error)?;
-        let names: Vec<&str> = self.bars.iter().map(|b| b.0.as_str()).collect();
-        let category = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => names.get(*i).map(|s| s.to_string()).unwrap_or_default(),
-            _ => String::new(),
-        };
-        let label_font = (FONT_FAMILY, 13).into_font();
-        let x_label_style = if rotate {
-            TextStyle::from(label_font.clone().transform(FontTransform::Rotate90))
-                .pos(Pos::new(HPos::Left, VPos::Center))
-        } else {
-            TextStyle::from(label_font.clone())
-        };
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(BLACK.mix(0.05))
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
             .axis_desc_style((FONT_FAMILY, 16))
-            .label_style(label_font)
-            .x_label_style(x_label_style)
+            .label_style((FONT_FAMILY, 13))
+            .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
             .x_labels(n + 1)
-            .x_label_formatter(&category)
+            .x_label_formatter(&|_| String::new()) // the names are drawn below
             .y_label_formatter(&|v| tick_label(*v))
             .draw()
             .map_err(plot_error)?;
-        let bar_margin = ((self.size.0 as usize / n.max(1)) / 6).clamp(1, 30) as u32;
+        // Category names are drawn here, centred under their bars: plotters misplaces the tick
+        // label of a single segment and centres rotated labels on the tick (half inside the plot).
+        let style = if upright {
+            TextStyle::from((FONT_FAMILY, 13).into_font().transform(FontTransform::Rotate270))
+                .pos(Pos::new(HPos::Right, VPos::Center))
+        } else {
+            TextStyle::from((FONT_FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top))
+        };
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        let width = (xs.end - xs.start) as i64;
+        for (i, (name, _)) in self.bars.iter().enumerate() {
+            // The n segments split the plot's width evenly; bar i sits in the middle of the i-th.
+            let centre = xs.start + ((2 * i as i64 + 1) * width / (2 * n as i64)) as i32;
+            root.draw_text(name, &style, (centre, ys.end + 8)).map_err(plot_error)?;
+        }
+        let bar_margin = (plot_width / n / 5).max(1) as u32;
         chart
             .draw_series(
                 Histogram::vertical(&chart)
@@ -667,12 +673,20 @@ mod tests {
             .hline("6% target", 0.6)
     }
 
+    /// The trimmed contents of every `<text>` element of an SVG document.
+    fn svg_texts(svg: &str) -> Vec<String> {
+        svg.split("<text").skip(1).filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        }).collect()
+    }
+
     #[test]
     fn svg_names_title_axes_and_every_series() {
         let svg = three_series().to_svg().expect("chart draws");
         assert!(svg.starts_with("<svg"), "an SVG document: {}", &svg[..40.min(svg.len())]);
         for text in ["Learning-rate finder", "learning rate", "training loss", "SGD", "Adam", "AdaGrad", "6% target"] {
-            assert!(svg.contains(&format!(">{text}<")), "SVG lacks a <text> element reading {text:?}");
+            assert!(svg_texts(&svg).iter().any(|t| t == text), "SVG lacks a <text> element reading {text:?}");
         }
     }
 
@@ -736,12 +750,25 @@ mod tests {
             ["VGG-16", "ResNet-20", "MiniGoogLeNet"].iter().zip([7.5, 8.25, 6.5]).map(|(n, v)| (n.to_string(), v)).collect();
         let svg = BarChart::new("Test error").x_label("model").y_label("error (%)").bars(bars).to_svg().expect("draws");
         for text in ["Test error", "model", "error (%)", "VGG-16", "ResNet-20", "MiniGoogLeNet"] {
-            assert!(svg.contains(&format!(">{text}<")), "SVG lacks {text:?}");
+            assert!(svg_texts(&svg).iter().any(|t| t == text), "SVG lacks a <text> element reading {text:?}");
         }
         // Linear bars start at zero: the y range is 0 .. 8.25 + 5% of 8.25.
         let y = BarChart::new("t").bars(vec![("a".into(), 2.0), ("b".into(), 4.0)]).y_range().expect("range");
         assert_eq!(y.start, 0.0);
         assert!((y.end - 4.2).abs() < 1e-12, "{y:?}");
+    }
+
+    #[test]
+    fn many_bars_get_upright_names_and_one_bar_draws() {
+        let bars: Vec<(String, f64)> = (0..12).map(|i| (format!("model number {i}"), 1.0 + i as f64)).collect();
+        let svg = BarChart::new("many").bars(bars).to_svg().expect("draws");
+        let texts = svg_texts(&svg);
+        for i in 0..12 {
+            assert!(texts.contains(&format!("model number {i}")), "name {i} missing");
+        }
+        assert!(svg.contains("rotate("), "names are turned upright");
+        let svg = BarChart::new("one").bars(vec![("only".into(), 3.0)]).to_svg().expect("draws");
+        assert!(svg_texts(&svg).iter().any(|t| t == "only"));
     }
 
     #[test]
