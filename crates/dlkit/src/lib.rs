@@ -34,7 +34,7 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::models;
     pub use crate::optim;
-    pub use crate::plot::LineChart;
+    pub use crate::plot::{BarChart, LineChart};
     pub use crate::runs::{self, Mode, RunRecord};
     pub use crate::schedule;
     pub use crate::table::Table;
