@@ -6,6 +6,8 @@ use crate::error::{Error, Result};
 use crate::models::{self, Network};
 use crate::optim::OptimizerConfig;
 use crate::runs::{Mode, RunRecord};
+use crate::schedule::{self, CyclicBatchSize, CyclicLr, LrSchedule};
+use crate::augment::{self, Augmentation};
 use crate::train::{self, Monitor, Trainer};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
@@ -146,6 +148,64 @@ impl ModelChoice {
     }
 }
 
+/// A learning-rate policy, as data (so that run records say which one was used).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub enum LrPolicy {
+    /// The optimizer's learning rate throughout.
+    #[default]
+    Constant,
+    /// Epoch-wise steps ([`schedule::StepSchedule`]).
+    Step(schedule::StepSchedule),
+    /// Triangular cyclical learning rate.
+    Triangular {
+        /// Lower bound.
+        base_lr: f64,
+        /// Upper bound.
+        max_lr: f64,
+        /// Iterations per half cycle.
+        step_size: usize,
+    },
+    /// Triangular cycles whose amplitude halves every cycle.
+    Triangular2 {
+        /// Lower bound.
+        base_lr: f64,
+        /// Upper bound of the first cycle.
+        max_lr: f64,
+        /// Iterations per half cycle.
+        step_size: usize,
+    },
+    /// Triangular cycles whose amplitude decays as γ^iteration.
+    ExpRange {
+        /// Lower bound.
+        base_lr: f64,
+        /// Upper bound at iteration 0.
+        max_lr: f64,
+        /// Iterations per half cycle.
+        step_size: usize,
+        /// Decay per iteration.
+        gamma: f64,
+    },
+}
+
+impl LrPolicy {
+    /// The schedule the trainer queries, or `None` for a constant rate.
+    pub fn schedule(&self) -> Result<Option<Box<dyn LrSchedule>>> {
+        Ok(match self {
+            LrPolicy::Constant => None,
+            LrPolicy::Step(s) => Some(Box::new(s.clone())),
+            LrPolicy::Triangular { base_lr, max_lr, step_size } => {
+                Some(Box::new(CyclicLr::triangular(*base_lr, *max_lr, *step_size)?))
+            }
+            LrPolicy::Triangular2 { base_lr, max_lr, step_size } => {
+                Some(Box::new(CyclicLr::triangular2(*base_lr, *max_lr, *step_size)?))
+            }
+            LrPolicy::ExpRange { base_lr, max_lr, step_size, gamma } => {
+                Some(Box::new(CyclicLr::exp_range(*base_lr, *max_lr, *step_size, *gamma)?))
+            }
+        })
+    }
+}
+
 /// A training run described as data: what to train, how, and where its record goes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Experiment {
@@ -159,15 +219,56 @@ pub struct Experiment {
     pub optimizer: OptimizerConfig,
     /// Epochs.
     pub epochs: usize,
-    /// Mini-batch size.
+    /// Mini-batch size (the first epoch's, when `batch_sizes` is set).
     pub batch_size: usize,
-    /// Seed of the weights, dropout masks and batch order.
+    /// Seed of the weights, dropout masks, batch order and augmentation.
     pub seed: u64,
     /// Keep the best-validation weights and test with them.
     pub keep_best: bool,
+    /// Learning-rate policy.
+    #[serde(default)]
+    pub lr_policy: LrPolicy,
+    /// Cyclical batch size, if any.
+    #[serde(default)]
+    pub batch_sizes: Option<CyclicBatchSize>,
+    /// Augmentation of the training batches, if any.
+    #[serde(default)]
+    pub augmentation: Option<Augmentation>,
+    /// Record every step's learning rate and loss in the history.
+    #[serde(default)]
+    pub record_iterations: bool,
+    /// Stop each epoch after this many batches (quick runs).
+    #[serde(default)]
+    pub max_batches: Option<usize>,
 }
 
 impl Experiment {
+    /// An experiment with one epoch of batch 128, seed 0, constant learning rate, nothing else;
+    /// set the other fields with struct-update syntax: `Experiment { epochs: 5, ..Experiment::new(..) }`.
+    pub fn new(section: &str, name: &str, model: ModelChoice, optimizer: OptimizerConfig) -> Self {
+        Experiment {
+            section: section.into(),
+            name: name.into(),
+            model,
+            optimizer,
+            epochs: 1,
+            batch_size: 128,
+            seed: 0,
+            keep_best: false,
+            lr_policy: LrPolicy::Constant,
+            batch_sizes: None,
+            augmentation: None,
+            record_iterations: false,
+            max_batches: None,
+        }
+    }
+
+    /// The saved run record of this experiment if there is one (and `DLKIT_RETRAIN` is unset),
+    /// else train it on `data` and save the record.
+    pub fn load_or_run(&self, data: &Prepared, mode: Mode) -> Result<RunRecord> {
+        crate::runs::load_or_run(&self.section, mode, &self.name, || self.run(data, mode))
+    }
+
     /// Train on `data`, test with the kept weights, and return the run record (not yet saved).
     pub fn run(&self, data: &Prepared, mode: Mode) -> Result<RunRecord> {
         let device = data.train.device();
@@ -178,12 +279,25 @@ impl Experiment {
             .epochs(self.epochs)
             .batch_size(self.batch_size)
             .seed(self.seed)
-            .label(&self.name);
+            .label(&self.name)
+            .record_iterations(self.record_iterations);
         if self.keep_best {
             trainer = trainer.keep_best(Monitor::ValAccuracy);
         }
+        if let Some(schedule) = self.lr_policy.schedule()? {
+            trainer = trainer.schedule(schedule);
+        }
+        if let Some(policy) = &self.batch_sizes {
+            trainer = trainer.batch_sizes(policy.clone());
+        }
+        if let Some(augmentation) = &self.augmentation {
+            trainer = trainer.augment(augment::seeded(augmentation.clone(), self.seed));
+        }
+        if let Some(n) = self.max_batches {
+            trainer = trainer.max_batches(n);
+        }
         let history = trainer.fit(&data.train, Some(&data.validation))?;
-        let test = train::evaluate(model.as_ref(), &data.test, 1000)?;
+        let test = train::evaluate(model.as_ref(), &data.test, 500)?;
         let config = serde_json::to_value(self).map_err(|e| Error::Config(e.to_string()))?;
         Ok(RunRecord::new(&self.section, &self.name, mode, config, history, Some(test), device))
     }

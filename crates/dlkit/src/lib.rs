@@ -9,6 +9,7 @@ pub mod augment;
 pub mod data;
 pub mod error;
 pub mod experiment;
+pub mod grid;
 pub mod models;
 pub mod optim;
 pub mod plot;
@@ -34,6 +35,7 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::models;
     pub use crate::optim;
+    pub use crate::grid::ImageGrid;
     pub use crate::plot::{BarChart, LineChart};
     pub use crate::runs::{self, Mode, RunRecord};
     pub use crate::schedule;

@@ -383,7 +383,8 @@ pub fn evaluate<M: Network + ?Sized>(model: &M, data: &DeviceData, batch_size: u
     while start < data.len() {
         let n = batch_size.min(data.len() - start);
         let (x, y) = data.range(start, n)?;
-        let logits = model.forward_t(&x, false)?;
+        // detached: the running sums must not keep every batch's graph (and activations) alive
+        let logits = model.forward_t(&x, false)?.detach();
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         loss_sum = (loss_sum + loss.affine(n as f64, 0.0)?)?;
         correct = (correct + count_correct(&logits, &y)?)?;
@@ -407,7 +408,7 @@ pub fn predict<M: Network + ?Sized>(model: &M, data: &DeviceData, batch_size: us
     while start < data.len() {
         let n = batch_size.max(1).min(data.len() - start);
         let (x, _) = data.range(start, n)?;
-        out.extend(model.forward_t(&x, false)?.argmax(1)?.to_vec1::<u32>()?);
+        out.extend(model.forward_t(&x, false)?.detach().argmax(1)?.to_vec1::<u32>()?);
         start += n;
     }
     Ok(out)

@@ -106,14 +106,11 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
     );
     let name = format!("{}-{}-{}", a.dataset, a.model, a.optimizer);
     let experiment = Experiment {
-        section: "cli".into(),
-        name: name.clone(),
-        model,
-        optimizer,
         epochs: a.epochs,
         batch_size: a.batch_size,
         seed: a.seed,
         keep_best: true,
+        ..Experiment::new("cli", &name, model, optimizer)
     };
     let record = experiment.run(&data, Mode::Full)?;
     let out = a.out.unwrap_or_else(|| dlkit::runs::runs_root().join("cli"));

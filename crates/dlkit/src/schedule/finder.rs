@@ -61,6 +61,14 @@ impl FinderResult {
         self.lrs.iter().copied().zip(self.losses.iter().copied()).collect()
     }
 
+    /// Bounds for a cyclical learning rate read off the curve, by the usual rule of thumb:
+    /// `max_lr` a tenth of the rate at the lowest smoothed loss (still on the falling part of
+    /// the curve, before it turns up), `base_lr` a tenth of `max_lr`.
+    pub fn suggest(&self) -> Option<(f64, f64)> {
+        let max_lr = self.lr_at_min_loss()? / 10.0;
+        Some((max_lr / 10.0, max_lr))
+    }
+
     /// The learning rate where the smoothed loss is lowest.
     pub fn lr_at_min_loss(&self) -> Option<f64> {
         self.points().into_iter().filter(|p| p.1.is_finite()).min_by(|a, b| a.1.total_cmp(&b.1)).map(|p| p.0)
