@@ -6,6 +6,7 @@
 //! [`summary`] counts parameters and activations from layer specifications.
 
 pub mod augment;
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod experiment;
@@ -31,7 +32,7 @@ pub fn repository_root() -> std::path::PathBuf {
 /// Everything a notebook needs, in one `use dlkit::prelude::*;`.
 pub mod prelude {
     pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
-    pub use crate::experiment::{device_from_name, DatasetName, Experiment, ModelChoice, Prepared};
+    pub use crate::experiment::{device_from_name, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared};
     pub use crate::error::{Error, Result};
     pub use crate::models;
     pub use crate::optim;

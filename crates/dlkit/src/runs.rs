@@ -140,6 +140,11 @@ pub fn record_path(root: &Path, section: &str, mode: Mode, name: &str) -> PathBu
     root.join(section).join(mode.name()).join(format!("{name}.json"))
 }
 
+/// True when `DLKIT_RETRAIN` asks to recompute saved results.
+fn retrain_requested() -> bool {
+    std::env::var("DLKIT_RETRAIN").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 /// Load the record `section/mode/name` if it exists and `DLKIT_RETRAIN` is not set; otherwise
 /// call `train` to produce it and save it. Notebooks wrap every long run in this.
 pub fn load_or_run(
@@ -148,16 +153,28 @@ pub fn load_or_run(
     name: &str,
     train: impl FnOnce() -> Result<RunRecord>,
 ) -> Result<RunRecord> {
-    let retrain = std::env::var("DLKIT_RETRAIN").is_ok_and(|v| !v.is_empty() && v != "0");
-    if !retrain {
-        if let Some(r) = RunRecord::load(section, mode, name)? {
-            println!("{section}/{name}: loaded the saved run ({})", mode.name());
-            return Ok(r);
-        }
+    load_or_compute(section, mode, name, train)
+}
+
+/// Any long computation's result (an LR finder curve, a sweep), saved as JSON under
+/// `runs/<section>/<mode>/<name>.json` and re-loaded on the next run unless `DLKIT_RETRAIN` is set.
+pub fn load_or_compute<T: serde::Serialize + serde::de::DeserializeOwned>(
+    section: &str,
+    mode: Mode,
+    name: &str,
+    compute: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let path = record_path(&runs_root(), section, mode, name);
+    if !retrain_requested() && path.exists() {
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: path.clone(), source: e })?;
+        println!("{section}/{name}: loaded the saved result ({})", mode.name());
+        return Ok(value);
     }
-    let record = train()?;
-    record.save()?;
-    Ok(record)
+    let value = compute()?;
+    let json = serde_json::to_vec_pretty(&value).map_err(|e| Error::Json { path: path.clone(), source: e })?;
+    write_atomically(&path, |tmp| std::fs::write(tmp, &json).map_err(|e| Error::io(tmp, e)))?;
+    Ok(value)
 }
 
 /// A device's name for records: `cpu`, `cuda:N`, `metal:N`.

@@ -370,3 +370,37 @@ fn time_resnet20_forward_backward() -> Result<()> {
     }
     Ok(())
 }
+
+/// The 3×3/2 max pool equals a hand loop and back-propagates (candle's own cannot when the
+/// kernel differs from the stride), routing each gradient to the window's maximum.
+#[test]
+fn strided_max_pool_matches_a_loop_and_has_a_gradient() {
+    use candle_core::{Device, Tensor, Var};
+    let (h, w) = (7usize, 6usize);
+    let values: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 23) as f32).collect();
+    let x = Var::from_tensor(&Tensor::from_vec(values.clone(), (1, 1, h, w), &Device::Cpu).unwrap()).unwrap();
+    let y = dlkit::models::layers::max_pool2d(x.as_tensor(), 3, 2).unwrap();
+    let (oh, ow) = ((h - 3) / 2 + 1, (w - 3) / 2 + 1);
+    assert_eq!(y.dims(), &[1, 1, oh, ow]);
+    let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for i in 0..oh {
+        for j in 0..ow {
+            let mut m = f32::MIN;
+            for dy in 0..3 {
+                for dx in 0..3 {
+                    m = m.max(values[(2 * i + dy) * w + 2 * j + dx]);
+                }
+            }
+            assert_eq!(got[i * ow + j], m, "output ({i}, {j})");
+        }
+    }
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    let g = grads.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    // every output sends gradient 1 to (at least) its maximum, and nothing flows elsewhere
+    assert!(g.iter().sum::<f32>() >= (oh * ow) as f32);
+    for (k, gk) in g.iter().enumerate() {
+        if *gk > 0.0 {
+            assert!(got.contains(&values[k]), "gradient at a non-maximum pixel {k}");
+        }
+    }
+}

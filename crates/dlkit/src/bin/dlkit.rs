@@ -24,6 +24,18 @@ enum Command {
         /// mlp, vgg-cnn, minigooglenet, resnet20, resnet44, alexnet, vgg19 (any resnet6n+2)
         model: String,
     },
+    /// Time training steps, optimizer updates and augmentation (samples/s, GFLOP/s).
+    Bench {
+        /// cpu, cuda or auto
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// One repetition of each workload (CI keeps the benchmarks running with this)
+        #[arg(long)]
+        smoke: bool,
+        /// Only the training workloads whose name contains this (e.g. resnet-20)
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Download the datasets (needs internet; offline it says what to do instead).
     Fetch,
 }
@@ -70,6 +82,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train(args),
         Command::Summary { model } => dlkit::summary::by_name(&model).map(|s| println!("{s}")),
+        Command::Bench { device, smoke, only } => bench(&device, smoke, only.as_deref()),
         Command::Fetch => fetch(),
     };
     match result {
@@ -136,6 +149,13 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
         record.history.epochs.len(),
         record.history.total_seconds()
     );
+    Ok(())
+}
+
+fn bench(device: &str, smoke: bool, only: Option<&str>) -> dlkit::Result<()> {
+    let device = device_from_name(device)?;
+    let options = if smoke { dlkit::bench::BenchOptions::smoke() } else { dlkit::bench::BenchOptions::standard() };
+    println!("{}", dlkit::bench::run_all(&device, options, only)?);
     Ok(())
 }
 

@@ -160,3 +160,41 @@ impl ModuleT for ConvBnRelu {
         self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()
     }
 }
+
+/// Max pooling over `kernel × kernel` windows moved by `stride` ('valid' padding), with a
+/// backward pass for any kernel and stride. candle's own `max_pool2d_with_stride` cannot
+/// back-propagate when the kernel differs from the stride (MiniGoogLeNet's 3×3/2 pool), so
+/// that case is the element-wise maximum of the k² strided views of the input.
+pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    if kernel == stride {
+        return x.max_pool2d_with_stride(kernel, stride);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    if kernel == 0 || stride == 0 || kernel > h || kernel > w {
+        candle_core::bail!("max pool {kernel}×{kernel}/{stride} does not fit a {h}×{w} input");
+    }
+    let (out_h, out_w) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
+    let mut result: Option<Tensor> = None;
+    for dy in 0..kernel {
+        let rows = strided(x, 2, dy, stride, out_h)?;
+        for dx in 0..kernel {
+            let view = strided(&rows, 3, dx, stride, out_w)?;
+            result = Some(match result {
+                None => view,
+                Some(r) => r.maximum(&view)?,
+            });
+        }
+    }
+    result.ok_or_else(|| candle_core::Error::Msg("empty pooling window".into()))
+}
+
+/// Elements `offset, offset + stride, …` (`count` of them) of dimension `dim`, by narrowing,
+/// padding to a multiple of the stride, reshaping and keeping the first of every `stride`.
+fn strided(x: &Tensor, dim: usize, offset: usize, stride: usize, count: usize) -> Result<Tensor> {
+    let span = stride * (count - 1) + 1;
+    let x = x.narrow(dim, offset, span)?.pad_with_zeros(dim, 0, stride - 1)?;
+    let mut shape = x.dims().to_vec();
+    shape[dim] = count;
+    shape.insert(dim + 1, stride);
+    x.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
+}

@@ -92,7 +92,7 @@ impl Downsample {
 impl ModuleT for Downsample {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let a = self.conv.forward_t(x, train)?;
-        let b = x.max_pool2d_with_stride(3, 2)?;
+        let b = super::layers::max_pool2d(x, 3, 2)?;
         Tensor::cat(&[a, b], 1)
     }
 }

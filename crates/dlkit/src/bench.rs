@@ -1,0 +1,207 @@
+//! Benchmarks that print figures (not tests): training steps of the coursework models, the
+//! optimizer update alone, and augmentation, on any device, as samples/s and GFLOP/s.
+//!
+//! FLOPs come from the library's model summary: a forward pass costs 2 FLOPs per
+//! multiply-accumulate; a training step is counted as 3 forward passes (forward, and a backward
+//! that costs about twice the forward). The CPU's FP32 peak is estimated as
+//! `cores × FLOPs per cycle × clock`, with 32 FLOPs per cycle for AVX2 + FMA (two 8-lane FMA
+//! units × 2 FLOPs) and 64 with AVX-512.
+
+use crate::augment::{Augment, Augmentation};
+use crate::error::{Error, Result};
+use crate::experiment::ModelChoice;
+use crate::models::MiniGoogLeNetConfig;
+use crate::optim::{vars_in_name_order, OptimizerConfig};
+use crate::summary;
+use crate::table::Table;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Optimizer, VarMap};
+use rand::SeedableRng;
+use std::time::Instant;
+
+/// One measured workload.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Measurement {
+    /// What was measured.
+    pub workload: String,
+    /// Samples per batch (0 where it does not apply).
+    pub batch: usize,
+    /// Median seconds per repetition.
+    pub seconds: f64,
+    /// Samples per second (or parameters per second for optimizer updates).
+    pub rate: f64,
+    /// Achieved GFLOP/s, where the FLOPs are known.
+    pub gflops: Option<f64>,
+}
+
+/// How long to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOptions {
+    /// Untimed repetitions first.
+    pub warmup: usize,
+    /// Timed repetitions (the median is reported).
+    pub repeats: usize,
+}
+
+impl BenchOptions {
+    /// One untimed and five timed repetitions.
+    pub fn standard() -> Self {
+        BenchOptions { warmup: 1, repeats: 5 }
+    }
+
+    /// A single repetition of each workload: keeps the benchmarks compiling and running in CI.
+    pub fn smoke() -> Self {
+        BenchOptions { warmup: 0, repeats: 1 }
+    }
+}
+
+fn median_seconds(options: BenchOptions, device: &Device, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..options.warmup {
+        f()?;
+    }
+    device.synchronize()?;
+    let mut times = Vec::with_capacity(options.repeats.max(1));
+    for _ in 0..options.repeats.max(1) {
+        let t = Instant::now();
+        f()?;
+        device.synchronize()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// The training-step workloads: (name, model, input channels, batch, MACs per sample).
+fn training_workloads() -> Result<Vec<(String, ModelChoice, usize, usize, Option<u64>)>> {
+    let macs = |s: summary::ModelSpec| -> Result<Option<u64>> { Ok(Some(s.summary()?.total_macs())) };
+    let narrow = ModelChoice::MiniGoogLeNet(MiniGoogLeNetConfig { input_channels: 1, width_divisor: 4, ..Default::default() });
+    Ok(vec![
+        ("MLP".into(), ModelChoice::from_name("mlp", 3)?, 3, 128, macs(summary::mlp(3072, &[1000, 1000], 10))?),
+        ("ResNet-20".into(), ModelChoice::from_name("resnet20", 3)?, 3, 64, macs(summary::resnet_v1(20)?)?),
+        ("ResNet-20".into(), ModelChoice::from_name("resnet20", 3)?, 3, 128, macs(summary::resnet_v1(20)?)?),
+        ("ResNet-44".into(), ModelChoice::from_name("resnet44", 3)?, 3, 64, macs(summary::resnet_v1(44)?)?),
+        ("ResNet-44".into(), ModelChoice::from_name("resnet44", 3)?, 3, 128, macs(summary::resnet_v1(44)?)?),
+        ("MiniGoogLeNet".into(), ModelChoice::from_name("minigooglenet", 1)?, 1, 64, macs(summary::minigooglenet(1))?),
+        ("MiniGoogLeNet ÷4 (quick mode)".into(), narrow, 1, 64, None),
+        ("VGG-style CNN".into(), ModelChoice::from_name("vgg-cnn", 3)?, 3, 64, macs(summary::vgg_cnn())?),
+    ])
+}
+
+/// Time one training step (forward, backward, Adam update) of every coursework model.
+pub fn training_steps(device: &Device, options: BenchOptions, only: Option<&str>) -> Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    for (name, model, channels, batch, macs) in training_workloads()? {
+        if only.is_some_and(|o| !name.to_lowercase().contains(&o.to_lowercase())) {
+            continue;
+        }
+        let varmap = VarMap::new();
+        let net = model.build(&varmap, 0, device)?;
+        let mut adam = OptimizerConfig::from_name("adam", None)?.build(vars_in_name_order(&varmap))?;
+        let x = Tensor::randn(0f32, 1.0, (batch, channels, 32, 32), device)?;
+        let y = Tensor::from_vec((0..batch as u32).map(|i| i % 10).collect::<Vec<_>>(), batch, device)?;
+        let seconds = median_seconds(options, device, || {
+            let logits = net.forward_t(&x, true)?;
+            let mut loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            if let Some(p) = net.penalty()? {
+                loss = (loss + p)?;
+            }
+            adam.backward_step(&loss)?;
+            Ok(())
+        })?;
+        let rate = batch as f64 / seconds;
+        let gflops = macs.map(|m| 3.0 * 2.0 * m as f64 * rate / 1e9);
+        eprintln!("  {name} batch {batch}: {rate:.1} samples/s");
+        out.push(Measurement { workload: format!("train step: {name}"), batch, seconds, rate, gflops });
+    }
+    Ok(out)
+}
+
+/// Time the update alone of each optimizer on the MLP's 4.1 M parameters (given gradients).
+pub fn optimizer_updates(device: &Device, options: BenchOptions) -> Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    let varmap = VarMap::new();
+    let mlp = ModelChoice::from_name("mlp", 3)?.build(&varmap, 0, device)?;
+    let x = Tensor::randn(0f32, 1.0, (8, 3, 32, 32), device)?;
+    let loss = mlp.forward_t(&x, true)?.sqr()?.sum_all()?;
+    let grads = loss.backward()?;
+    let params: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+    for name in ["sgd", "momentum", "adagrad", "rmsprop", "nadam", "adadelta", "adam"] {
+        let mut opt = OptimizerConfig::from_name(name, Some(1e-6))?.build(vars_in_name_order(&varmap))?;
+        let seconds = median_seconds(options, device, || Ok(opt.step(&grads)?))?;
+        out.push(Measurement {
+            workload: format!("update: {name} ({:.1} M params)", params as f64 / 1e6),
+            batch: 0,
+            seconds,
+            rate: params as f64 / seconds,
+            gflops: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Time the coursework's augmentation on a batch of 64 CIFAR images: shift + flip, and
+/// shift + flip + cutout with M = 32 copies.
+pub fn augmentation(device: &Device, options: BenchOptions) -> Result<Vec<Measurement>> {
+    let x = Tensor::rand(0f32, 1.0, (64, 3, 32, 32), device)?;
+    let y = Tensor::zeros(64, DType::U32, device)?;
+    let mut out = Vec::new();
+    for (name, aug) in [
+        ("augment: shift + flip", Augmentation { cutout: None, ..Augmentation::shift_flip_cutout(1)? }),
+        ("augment: shift + flip + cutout M = 32", Augmentation::shift_flip_cutout(32)?),
+    ] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let seconds = median_seconds(options, device, || aug.apply(&x, &y, &mut rng).map(|_| ()))?;
+        out.push(Measurement { workload: name.into(), batch: 64, seconds, rate: 64.0 / seconds, gflops: None });
+    }
+    Ok(out)
+}
+
+/// Estimated FP32 peak of this machine's CPU in GFLOP/s (cores × FLOPs/cycle × GHz), if known.
+pub fn cpu_peak_gflops() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = info.lines().find(|l| l.starts_with("cpu MHz"))?.split(':').nth(1)?.trim().parse().ok()?;
+    let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    let per_cycle = if flags.contains(" avx512f") { 64.0 } else if flags.contains(" fma") { 32.0 } else { 8.0 };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    Some(cores * per_cycle * mhz / 1e3)
+}
+
+/// The measurements as a table, with the share of `peak` GFLOP/s where known.
+pub fn report(measurements: &[Measurement], peak: Option<f64>) -> Table {
+    let mut t = Table::new(["workload", "batch", "median ms", "samples/s", "GFLOP/s", "% of peak"]);
+    for m in measurements {
+        let per_second = if m.batch == 0 { format!("{:.3e} params/s", m.rate) } else { format!("{:.1}", m.rate) };
+        t.row([
+            m.workload.clone(),
+            if m.batch == 0 { "-".into() } else { m.batch.to_string() },
+            format!("{:.2}", m.seconds * 1e3),
+            per_second,
+            m.gflops.map_or("-".into(), |g| format!("{g:.1}")),
+            match (m.gflops, peak) {
+                (Some(g), Some(p)) if p > 0.0 => format!("{:.1}%", 100.0 * g / p),
+                _ => "-".into(),
+            },
+        ]);
+    }
+    t
+}
+
+/// Run every benchmark (or those whose name contains `only`) and return the table.
+pub fn run_all(device: &Device, options: BenchOptions, only: Option<&str>) -> Result<Table> {
+    if options.repeats == 0 {
+        return Err(Error::Config("a benchmark needs at least one repetition".into()));
+    }
+    let mut all = training_steps(device, options, only)?;
+    if only.is_none() {
+        all.extend(optimizer_updates(device, options)?);
+        all.extend(augmentation(device, options)?);
+    }
+    let peak = if device.is_cpu() { cpu_peak_gflops() } else { None };
+    let title = format!(
+        "dlkit benchmarks on {} ({} threads; CPU FP32 peak estimate {})",
+        crate::runs::device_name(device),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        peak.map_or("unknown".into(), |p| format!("{p:.0} GFLOP/s"))
+    );
+    Ok(report(&all, peak).title(title))
+}
