@@ -31,6 +31,7 @@ pub fn repository_root() -> std::path::PathBuf {
 
 /// Everything a notebook needs, in one `use dlkit::prelude::*;`.
 pub mod prelude {
+    pub use crate::augment::{self, Augmentation};
     pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
     pub use crate::experiment::{device_from_name, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared};
     pub use crate::error::{Error, Result};
