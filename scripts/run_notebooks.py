@@ -11,10 +11,16 @@ kernel's environment unless --full is given, and DLKIT_DATA passed through as an
 (through a temporary file, so a notebook is never left half-written), also when a cell
 fails, so that the error can be read in the notebook. The script exits non-zero when any
 cell fails or any saved output is an error, naming the notebook and the cell.
+
+evcxr does not mark a cell as failed when its code panics or returns an error through `?`;
+it prints the message on stderr and runs the next cell. So a cell that prints anything on
+stderr fails here, except progress lines (redrawn with a carriage return) and lines that
+start with "warning" (--allow-stderr relaxes this to panics only).
 """
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -26,6 +32,11 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
+
+# evcxr's compile cache (~/.cache/evcxr) counts hits in a file that it rewrites without a lock:
+# when two kernels compile at the same moment, one may read it empty and fail with this message.
+# The cache itself is intact, so the notebook is simply run once more.
+EVCXR_CACHE_RACE = "Failed to wrap rustc: cannot parse integer from empty string"
 
 
 def log(msg: str) -> None:
@@ -59,15 +70,65 @@ def cell_summary(cell) -> str:
     return "(empty)"
 
 
-def error_outputs(nb) -> list[str]:
-    """'cell N: ename: evalue' for every error output saved in the notebook."""
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def readable(text: str, limit: int = 3000) -> str:
+    """An error text without cargo's progress lines and JSON messages, keeping its end."""
+    lines = [
+        l for l in text.splitlines()
+        if l.strip() and not l.lstrip().startswith(("Compiling ", '{"reason"'))
+    ]
+    text = "\n".join(lines)
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def stderr_problems(text: str) -> list[str]:
+    """The lines of a cell's stderr that say something went wrong.
+
+    evcxr reports neither a panic nor an error returned by `?` as a failed cell: it prints them
+    on stderr and carries on with the next cell. So any stderr line counts as a failure except
+    blank lines, progress lines (redrawn with a carriage return) and lines starting "warning".
+    """
+    bad = []
+    for line in text.split("\n"):
+        if "\r" in line:
+            continue
+        line = line.strip()
+        if line and not line.lower().startswith("warning"):
+            bad.append(line)
+    return bad
+
+
+def error_outputs(nb, allow_stderr: bool = False) -> list[str]:
+    """'cell N (first line): what went wrong' for every failed cell saved in the notebook."""
     found = []
     for i, cell in enumerate(nb.cells):
+        where = f"cell {i} ({cell_summary(cell)})"
+        stderr = ""
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                text = f"{out.get('ename', '')}: {out.get('evalue', '')}".strip(": ")
-                found.append(f"cell {i} ({cell_summary(cell)}): {text[:2000]}")
+                # evcxr's traceback is the compiler's message with the code it points at.
+                trace = ANSI.sub("", "\n".join(out.get("traceback", [])))
+                text = trace if trace.strip() else f"{out.get('ename', '')}: {out.get('evalue', '')}"
+                found.append(f"{where}:\n" + readable(text))
+            elif out.get("output_type") == "stream" and out.get("name") == "stderr":
+                stderr += out.get("text", "")
+        bad = stderr_problems(stderr)
+        if any("panicked at" in line for line in bad):
+            found.append(f"{where}: panic: " + " | ".join(bad[:3]))
+        elif bad and not allow_stderr:
+            found.append(f"{where}: error printed on stderr (a `?` error or a failed display): " + " | ".join(bad[:5]))
     return found
+
+
+def hit_cache_race(nb) -> bool:
+    """Whether an error output is evcxr's compile-cache race (see EVCXR_CACHE_RACE)."""
+    return any(
+        EVCXR_CACHE_RACE in out.get("evalue", "")
+        for cell in nb.cells for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    )
 
 
 def write_atomically(nb, path: Path) -> None:
@@ -82,8 +143,8 @@ def write_atomically(nb, path: Path) -> None:
         raise
 
 
-def run_one(path: Path, kernel: str, timeout: int) -> tuple[bool, float, list[str]]:
-    """Execute one notebook in place; returns (passed, seconds, problems)."""
+def run_one(path: Path, kernel: str, timeout: int, allow_stderr: bool) -> tuple[bool, float, list[str], bool]:
+    """Execute one notebook in place; returns (passed, seconds, problems, hit the cache race)."""
     nb = nbformat.read(path, as_version=4)
     code_cells = sum(1 for c in nb.cells if c.cell_type == "code")
     done = {"n": 0}
@@ -115,9 +176,9 @@ def run_one(path: Path, kernel: str, timeout: int) -> tuple[bool, float, list[st
     except Exception as e:  # kernel failed to start, bad notebook, ...
         problems.append(f"{type(e).__name__}: {e}")
     seconds = time.monotonic() - start
-    problems = error_outputs(nb) + problems
+    problems = error_outputs(nb, allow_stderr) + problems
     write_atomically(nb, path)
-    return not problems, seconds, problems
+    return not problems, seconds, problems, hit_cache_race(nb)
 
 
 def main() -> int:
@@ -126,6 +187,8 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="full configuration instead of quick mode (DLKIT_QUICK unset)")
     parser.add_argument("--kernel", default="rust", help="Jupyter kernel name (default: rust, from `evcxr_jupyter --install`)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default 1800)")
+    parser.add_argument("--allow-stderr", action="store_true",
+                        help="accept cells that print on stderr (panics still fail)")
     args = parser.parse_args()
 
     notebooks = select(args.names)
@@ -147,10 +210,13 @@ def main() -> int:
     total = time.monotonic()
     for path in notebooks:
         log(f"== {path.name}")
-        ok, seconds, problems = run_one(path, args.kernel, args.timeout)
+        ok, seconds, problems, race = run_one(path, args.kernel, args.timeout, args.allow_stderr)
+        if race:
+            log(f"  [{path.name}] evcxr's compile cache was in use by another kernel; running it again")
+            ok, seconds, problems, _ = run_one(path, args.kernel, args.timeout, args.allow_stderr)
         print(f"{path.name}: {'ok' if ok else 'FAILED'} in {seconds:.1f} s", flush=True)
         for p in problems:
-            print(f"  {path.name}: {p}", flush=True)
+            print(f"  {path.name}: " + p.replace("\n", "\n      "), flush=True)
         (passed if ok else failed).append(path.name)
     print(f"all notebooks: {time.monotonic() - total:.1f} s", flush=True)
     if failed:
