@@ -11,10 +11,18 @@ if [ -n "${DLKIT_DATA:-}" ]; then
 fi
 
 phase() { printf '\n=== %s\n' "$*"; }
+phase "set-up (Jupyter, evcxr kernel, Fashion-MNIST)"
+bash scripts/setup.sh
+
 start=$SECONDS
 phase "cargo test --workspace"
 cargo test --workspace
 echo "cargo test: $((SECONDS - start)) s"
+
+start=$SECONDS
+phase "benchmarks, smoke mode (one repetition each)"
+cargo run --quiet -p dlkit -- bench --smoke
+echo "bench smoke: $((SECONDS - start)) s"
 
 start=$SECONDS
 phase "notebooks (quick mode)"

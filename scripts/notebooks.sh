@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up (once) and run every notebook headless in quick mode, saving the outputs in place:
+#   bash scripts/notebooks.sh          all notebooks, quick mode
+#   bash scripts/notebooks.sh 02       one section, by number or name
+#   bash scripts/notebooks.sh --full   the coursework configuration (a GPU job)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if [ -n "${DLKIT_DATA:-}" ]; then DLKIT_DATA="$(cd "$DLKIT_DATA" && pwd)"; export DLKIT_DATA; fi
+exec python3 scripts/run_notebooks.py "$@"
