@@ -681,3 +681,12 @@ fn vars_in_name_order_sorts_by_name() -> Result<()> {
     assert_eq!(dims, vec![2, 3, 1]);
     Ok(())
 }
+
+#[test]
+fn describe_lists_every_hyperparameter_without_the_tag() {
+    let d = dlkit::optim::OptimizerConfig::from_name("rmsprop", None).unwrap().describe();
+    for part in ["learning_rate = 0.001", "rho = 0.9", "momentum = 0.0", "epsilon = 1e-7", "centered = false"] {
+        assert!(d.contains(part), "{part} missing from {d}");
+    }
+    assert!(!d.contains("optimizer"), "{d}");
+}

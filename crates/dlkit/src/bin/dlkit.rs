@@ -155,7 +155,7 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
 fn bench(device: &str, smoke: bool, only: Option<&str>) -> dlkit::Result<()> {
     let device = device_from_name(device)?;
     let options = if smoke { dlkit::bench::BenchOptions::smoke() } else { dlkit::bench::BenchOptions::standard() };
-    println!("{}", dlkit::bench::run_all(&device, options, only)?);
+    print!("{}", dlkit::bench::run_all(&device, options, only)?);
     Ok(())
 }
 

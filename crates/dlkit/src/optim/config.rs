@@ -85,6 +85,19 @@ impl OptimizerConfig {
         }
     }
 
+    /// Every hyperparameter as `name = value`, comma-separated (for tables of settings).
+    pub fn describe(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields
+                .iter()
+                .filter(|(k, _)| k.as_str() != "optimizer")
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => self.name().to_string(),
+        }
+    }
+
     /// The (initial) learning rate.
     pub fn learning_rate(&self) -> f64 {
         match self {
