@@ -34,7 +34,7 @@ pub mod prelude {
     pub use crate::augment::{self, Augmentation};
     pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
     pub use crate::experiment::{device_from_name, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared};
-    pub use crate::error::{Error, Result};
+    pub use crate::error::Error;
     pub use crate::models;
     pub use crate::optim;
     pub use crate::grid::ImageGrid;

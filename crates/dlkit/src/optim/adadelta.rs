@@ -97,10 +97,8 @@ impl candle_nn::Optimizer for AdaDelta {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
         for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var) else { continue };
-            // Gradients carry the backward graph (which holds the activations): detach, or the
-            // optimizer state would chain every step's graph and memory would grow without bound.
-            let g = &g.detach();
+            let Some(g) = super::detached_gradient(grads, var) else { continue };
+            let g = &g;
             let w = var.as_tensor().detach();
             let (w, a, u) =
                 adadelta_update(&w, g, &self.gradient_averages[i], &self.update_averages[i], &self.params)?;

@@ -88,10 +88,8 @@ impl candle_nn::Optimizer for AdaGrad {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
         for (var, a) in self.vars.iter().zip(self.accumulators.iter_mut()) {
-            let Some(g) = grads.get(var) else { continue };
-            // Gradients carry the backward graph (which holds the activations): detach, or the
-            // optimizer state would chain every step's graph and memory would grow without bound.
-            let g = &g.detach();
+            let Some(g) = super::detached_gradient(grads, var) else { continue };
+            let g = &g;
             let (w, new_a) = adagrad_update(&var.as_tensor().detach(), g, a, &self.params)?;
             var.set(&w)?;
             *a = new_a;

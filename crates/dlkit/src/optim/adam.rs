@@ -119,10 +119,8 @@ impl candle_nn::Optimizer for Adam {
         let p = &self.params;
         let step_size = p.learning_rate * (1.0 - p.beta_2.powf(t)).sqrt() / (1.0 - p.beta_1.powf(t));
         for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var) else { continue };
-            // Gradients carry the backward graph (which holds the activations): detach, or the
-            // optimizer state would chain every step's graph and memory would grow without bound.
-            let g = &g.detach();
+            let Some(g) = super::detached_gradient(grads, var) else { continue };
+            let g = &g;
             let w = var.as_tensor().detach();
             let new = adam_update(
                 &w,

@@ -96,3 +96,12 @@ pub(crate) fn check_epsilon(optimizer: &str, epsilon: f64) -> crate::Result<()> 
 pub(crate) fn trainable(vars: Vec<Var>) -> Vec<Var> {
     vars.into_iter().filter(|v| v.dtype().is_float()).collect()
 }
+
+/// The gradient of `var`, detached from the backward graph (`None` when it got none).
+///
+/// Gradients carry the graph of the backward pass, which holds the step's activations: an
+/// optimizer that built its state from them directly would chain every step's graph to the
+/// next and memory would grow without bound.
+pub(crate) fn detached_gradient(grads: &candle_core::backprop::GradStore, var: &Var) -> Option<Tensor> {
+    grads.get(var).map(Tensor::detach)
+}

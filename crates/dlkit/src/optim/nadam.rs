@@ -131,10 +131,8 @@ impl candle_nn::Optimizer for Nadam {
             second_moment_scale: 1.0 / (1.0 - p.beta_2.powf(t)),
         };
         for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var) else { continue };
-            // Gradients carry the backward graph (which holds the activations): detach, or the
-            // optimizer state would chain every step's graph and memory would grow without bound.
-            let g = &g.detach();
+            let Some(g) = super::detached_gradient(grads, var) else { continue };
+            let g = &g;
             let w = var.as_tensor().detach();
             let (w, m, v) = nadam_update(&w, g, &self.first_moments[i], &self.second_moments[i], &c, p)?;
             var.set(&w)?;
