@@ -217,7 +217,7 @@ pub fn run_all(device: &Device, options: BenchOptions, only: Option<&str>) -> Re
     let mut out = report(&all, peak).title(title).to_string();
     if let Some(share) = cutout_share(&all) {
         out += &format!(
-            "cutout M = 32 on a batch of 64: augmentation / ResNet-44 step on its 2048 samples = {:.2}% (step estimated as 32 × the batch-64 step)\n",
+            "cutout M = 32 on a batch of 64: augmentation / ResNet-44 step on its 2048 samples = {:.4}% (step estimated as 32 × the batch-64 step)\n",
             100.0 * share
         );
     }
