@@ -196,9 +196,8 @@ pub fn cutout_share(measurements: &[Measurement]) -> Option<f64> {
     Some(augment.seconds / (32.0 * step.seconds))
 }
 
-/// Run every benchmark (or only the training workloads whose name contains `only`) and
-/// return the table and notes.
-pub fn run_all(device: &Device, options: BenchOptions, only: Option<&str>) -> Result<String> {
+/// Run every benchmark (or only the training workloads whose name contains `only`).
+pub fn measure_all(device: &Device, options: BenchOptions, only: Option<&str>) -> Result<Vec<Measurement>> {
     if options.repeats == 0 {
         return Err(Error::Config("a benchmark needs at least one repetition".into()));
     }
@@ -207,6 +206,11 @@ pub fn run_all(device: &Device, options: BenchOptions, only: Option<&str>) -> Re
         all.extend(optimizer_updates(device, options)?);
         all.extend(augmentation(device, options)?);
     }
+    Ok(all)
+}
+
+/// The measurements as a titled table plus the cutout-share line.
+pub fn render(measurements: &[Measurement], device: &Device) -> String {
     let peak = if device.is_cpu() { cpu_peak_gflops() } else { None };
     let title = format!(
         "dlkit benchmarks on {} ({} threads; CPU FP32 peak estimate {})",
@@ -214,12 +218,12 @@ pub fn run_all(device: &Device, options: BenchOptions, only: Option<&str>) -> Re
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         peak.map_or("unknown".into(), |p| format!("{p:.0} GFLOP/s"))
     );
-    let mut out = report(&all, peak).title(title).to_string();
-    if let Some(share) = cutout_share(&all) {
+    let mut out = report(measurements, peak).title(title).to_string();
+    if let Some(share) = cutout_share(measurements) {
         out += &format!(
             "cutout M = 32 on a batch of 64: augmentation / ResNet-44 step on its 2048 samples = {:.4}% (step estimated as 32 × the batch-64 step)\n",
             100.0 * share
         );
     }
-    Ok(out)
+    out
 }

@@ -35,6 +35,9 @@ enum Command {
         /// Only the training workloads whose name contains this (e.g. resnet-20)
         #[arg(long)]
         only: Option<String>,
+        /// Print the measurements as JSON (bench/compare.py reads this)
+        #[arg(long)]
+        json: bool,
     },
     /// Download the datasets (needs internet; offline it says what to do instead).
     Fetch,
@@ -82,7 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train(args),
         Command::Summary { model } => dlkit::summary::by_name(&model).map(|s| println!("{s}")),
-        Command::Bench { device, smoke, only } => bench(&device, smoke, only.as_deref()),
+        Command::Bench { device, smoke, only, json } => bench(&device, smoke, only.as_deref(), json),
         Command::Fetch => fetch(),
     };
     match result {
@@ -152,10 +155,16 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
     Ok(())
 }
 
-fn bench(device: &str, smoke: bool, only: Option<&str>) -> dlkit::Result<()> {
+fn bench(device: &str, smoke: bool, only: Option<&str>, json: bool) -> dlkit::Result<()> {
     let device = device_from_name(device)?;
     let options = if smoke { dlkit::bench::BenchOptions::smoke() } else { dlkit::bench::BenchOptions::standard() };
-    print!("{}", dlkit::bench::run_all(&device, options, only)?);
+    let measurements = dlkit::bench::measure_all(&device, options, only)?;
+    if json {
+        let text = serde_json::to_string_pretty(&measurements).map_err(|e| dlkit::Error::Config(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", dlkit::bench::render(&measurements, &device));
+    }
     Ok(())
 }
 
