@@ -199,23 +199,6 @@ fn check_size((w, h): (u32, u32)) -> Result<()> {
     Ok(())
 }
 
-/// Write `bytes` to `path` through a temporary file in the same folder, so that a reader never
-/// sees a half-written file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Plot(format!("{} does not name a file", path.display())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
 /// Save a chart to `path` as SVG or PNG, chosen by the extension.
 fn save_chart(
     path: &Path,
@@ -233,7 +216,7 @@ fn save_chart(
             )))
         }
     };
-    write_atomically(path, &bytes)
+    crate::runs::write_bytes_atomically(path, &bytes)
 }
 
 /// Print an SVG in the form evcxr shows inline (or the error, on stderr).

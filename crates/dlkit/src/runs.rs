@@ -101,8 +101,7 @@ impl RunRecord {
     /// Write the record under `root` (atomically); returns the file's path.
     pub fn save_in(&self, root: &Path) -> Result<PathBuf> {
         let path = self.path_in(root);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Json { path: path.clone(), source: e })?;
-        write_atomically(&path, |tmp| std::fs::write(tmp, &json).map_err(|e| Error::io(tmp, e)))?;
+        write_json(&path, self)?;
         Ok(path)
     }
 
@@ -113,8 +112,7 @@ impl RunRecord {
 
     /// Read a record from a file.
     pub fn load_file(path: &Path) -> Result<RunRecord> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: path.into(), source: e })
+        read_json(path)
     }
 
     /// Read the record `section/mode/name` from [`runs_root`], if it exists.
@@ -166,14 +164,12 @@ pub fn load_or_compute<T: serde::Serialize + serde::de::DeserializeOwned>(
 ) -> Result<T> {
     let path = record_path(&runs_root(), section, mode, name);
     if !retrain_requested() && path.exists() {
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: path.clone(), source: e })?;
+        let value = read_json(&path)?;
         println!("{section}/{name}: loaded the saved result ({})", mode.name());
         return Ok(value);
     }
     let value = compute()?;
-    let json = serde_json::to_vec_pretty(&value).map_err(|e| Error::Json { path: path.clone(), source: e })?;
-    write_atomically(&path, |tmp| std::fs::write(tmp, &json).map_err(|e| Error::io(tmp, e)))?;
+    write_json(&path, &value)?;
     Ok(value)
 }
 
@@ -184,6 +180,23 @@ pub fn device_name(device: &candle_core::Device) -> String {
         candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
         candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }
+}
+
+/// Write `value` as pretty JSON to `path`, atomically.
+pub fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Json { path: path.into(), source: e })?;
+    write_bytes_atomically(path, &json)
+}
+
+/// Read a JSON file written by [`write_json`].
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: path.into(), source: e })
+}
+
+/// Write `bytes` to `path` atomically (see [`write_atomically`]).
+pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e)))
 }
 
 /// Create `path` by letting `write` fill a temp file beside it, then renaming it into place,

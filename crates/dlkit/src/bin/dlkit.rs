@@ -131,10 +131,7 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
     let record = experiment.run(&data, Mode::Full)?;
     let out = a.out.unwrap_or_else(|| dlkit::runs::runs_root().join("cli"));
     let record_path = out.join(format!("{name}.json"));
-    dlkit::runs::write_atomically(&record_path, |tmp| {
-        let json = serde_json::to_vec_pretty(&record).map_err(|e| dlkit::Error::Json { path: tmp.into(), source: e })?;
-        std::fs::write(tmp, json).map_err(|e| dlkit::Error::io(tmp, e))
-    })?;
+    dlkit::runs::write_json(&record_path, &record)?;
     let chart_path = out.join(format!("{name}-loss.svg"));
     LineChart::new(format!("{name}: loss per epoch"))
         .x_label("epoch")
