@@ -201,6 +201,7 @@ pub fn measure_all(device: &Device, options: BenchOptions, only: Option<&str>) -
     if options.repeats == 0 {
         return Err(Error::Config("a benchmark needs at least one repetition".into()));
     }
+    crate::runtime::tune_cpu();
     let mut all = training_steps(device, options, only)?;
     if only.is_none() {
         all.extend(optimizer_updates(device, options)?);

@@ -273,6 +273,7 @@ impl<'a, M: Network + ?Sized, O: Optimizer> Trainer<'a, M, O> {
         if train.is_empty() {
             return Err(Error::Config("the training set is empty".into()));
         }
+        crate::runtime::tune_cpu();
         if self.checkpoint.is_some() && (validation.is_none() || self.keep_best.is_none()) {
             return Err(Error::Config("a checkpoint needs validation data and keep_best".into()));
         }

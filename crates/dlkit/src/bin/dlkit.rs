@@ -81,6 +81,7 @@ struct TrainArgs {
 }
 
 fn main() -> ExitCode {
+    dlkit::runtime::tune_cpu();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(args),

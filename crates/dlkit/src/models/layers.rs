@@ -10,8 +10,10 @@
 //! Keras ends its classifiers with `Dense(classes, activation='softmax')`; here the last dense
 //! layer returns logits and the softmax lives in the cross-entropy loss.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
+use candle_core::{Module, ModuleT, Result, Tensor, Var};
+use candle_nn::{BatchNormConfig, Init, Linear, VarBuilder};
+
+use crate::kernels;
 
 use super::init::{glorot_uniform, he_normal};
 
@@ -49,6 +51,37 @@ impl KernelInit {
     }
 }
 
+/// A 2-D convolution with bias (NCHW), as Keras's `Conv2D(filters, kernel, strides, padding)`.
+///
+/// It holds the same `weight` / `bias` variables as `candle_nn::Conv2d`; its forward pass is
+/// [`kernels::conv::conv2d`]: im2col + GEMM with a hand-written backward on the CPU, candle's
+/// convolution elsewhere.
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+}
+
+impl Conv2d {
+    /// A convolution from its kernel (`out × in × k × k`), optional bias, stride and padding.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, stride: usize, padding: usize) -> Self {
+        Conv2d { weight, bias, stride, padding }
+    }
+
+    /// The kernel (for the L2 penalty).
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        kernels::conv::conv2d(x, &self.weight, self.bias.as_ref(), self.stride, self.padding)
+    }
+}
+
 /// A 2-D convolution with bias, as Keras's `Conv2D(filters, kernel, strides, padding)` builds it.
 ///
 /// `'same'` pads `kernel / 2` on every side (the kernel must be odd). With stride 2 on an even
@@ -70,15 +103,11 @@ pub fn conv2d(
     let fan_out = out_channels * kernel * kernel;
     let weight = vb.get_with_hints(shape, "weight", init.init(fan_in, fan_out))?;
     let bias = vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?;
-    let config = Conv2dConfig {
-        padding: match padding {
-            Padding::Same => kernel / 2,
-            Padding::Valid => 0,
-        },
-        stride,
-        ..Default::default()
+    let pad = match padding {
+        Padding::Same => kernel / 2,
+        Padding::Valid => 0,
     };
-    Ok(Conv2d::new(weight, Some(bias), config))
+    Ok(Conv2d::new(weight, Some(bias), stride, pad))
 }
 
 /// A fully connected layer with bias (Keras `Dense` without its activation).
@@ -94,10 +123,51 @@ pub fn dense(inputs: usize, outputs: usize, init: KernelInit, vb: VarBuilder) ->
 /// candle weighs the *new* batch statistic by its momentum
 /// (`running·(1 − m) + batch·m`), the complement of Keras's convention, so m = 1 − 0.99 = 0.01.
 /// `forward_t(x, true)` normalises with the batch statistics and updates the running mean and
-/// variance in place (candle, like PyTorch, uses the unbiased batch variance for the running
+/// variance in place (like candle and PyTorch, with the unbiased batch variance for the running
 /// variance); `forward_t(x, false)` uses the running statistics. The running statistics are
 /// `VarMap` variables (`running_mean`, `running_var`): they are saved with the weights, receive
 /// no gradient, and are what Keras reports as non-trainable parameters.
+///
+/// Training on the CPU runs [`kernels::batch_norm`] (two passes forward, two backward);
+/// evaluation and other devices use `candle_nn::BatchNorm` on the same variables.
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    reference: candle_nn::BatchNorm,
+    running_mean: Var,
+    running_var: Var,
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+    momentum: f64,
+}
+
+impl BatchNorm {
+    /// Training step on the CPU kernel: normalise with the batch statistics, then move the
+    /// running averages towards them.
+    fn forward_train_cpu(&self, x: &Tensor) -> Result<Tensor> {
+        let (y, stats) = kernels::batch_norm::batch_norm_train(x, &self.weight, &self.bias, self.eps)?;
+        let m = self.momentum;
+        let channels = stats.mean.len();
+        let unbiased = stats.count as f64 / (stats.count.max(2) - 1) as f64;
+        let mean = Tensor::from_vec(stats.mean, channels, x.device())?;
+        let var = Tensor::from_vec(stats.variance, channels, x.device())?;
+        self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var * (m * unbiased))?)?)?;
+        Ok(y)
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train && kernels::applies_to(x) {
+            self.forward_train_cpu(x)
+        } else {
+            self.reference.forward_t(x, train)
+        }
+    }
+}
+
+/// Batch normalisation over `channels` with Keras's defaults (see [`BatchNorm`]).
 pub fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
     let config = BatchNormConfig {
         eps: KERAS_BATCH_NORM_EPSILON,
@@ -105,7 +175,29 @@ pub fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
         affine: true,
         momentum: 1.0 - KERAS_BATCH_NORM_MOMENTUM,
     };
-    candle_nn::batch_norm(channels, config, vb)
+    // As variables first, so that both views update the same running statistics.
+    let running_mean = Var::from_tensor(&vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?)?;
+    let running_var = Var::from_tensor(&vb.get_with_hints(channels, "running_var", Init::Const(1.0))?)?;
+    let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
+    let bias = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
+    let reference = candle_nn::BatchNorm::new_with_momentum(
+        channels,
+        running_mean.as_tensor().clone(),
+        running_var.as_tensor().clone(),
+        weight.clone(),
+        bias.clone(),
+        config.eps,
+        config.momentum,
+    )?;
+    Ok(BatchNorm {
+        reference,
+        running_mean,
+        running_var,
+        weight,
+        bias,
+        eps: config.eps,
+        momentum: config.momentum,
+    })
 }
 
 /// Keras's L2 kernel regulariser summed over layers: λ·Σ w² over the given kernels.
@@ -157,7 +249,7 @@ impl ConvBnRelu {
 
 impl ModuleT for ConvBnRelu {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()
+        kernels::activation::relu(&self.bn.forward_t(&self.conv.forward(x)?, train)?)
     }
 }
 
@@ -197,4 +289,47 @@ fn strided(x: &Tensor, dim: usize, offset: usize, stride: usize, count: usize) -
     shape[dim] = count;
     shape.insert(dim + 1, stride);
     x.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
+}
+
+#[cfg(test)]
+mod batch_norm_tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    fn layer(varmap: &VarMap) -> BatchNorm {
+        batch_norm(3, VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)).unwrap()
+    }
+
+    #[test]
+    fn cpu_kernel_matches_candle_batch_norm_forward_backward_and_running_stats() {
+        let dev = Device::Cpu;
+        let (mut fused_map, mut reference_map) = (VarMap::new(), VarMap::new());
+        let (fused, reference) = (layer(&fused_map), layer(&reference_map));
+        for map in [&mut fused_map, &mut reference_map] {
+            map.set_one("weight", Tensor::new(&[0.5f32, -1.5, 2.0], &dev).unwrap()).unwrap();
+            map.set_one("bias", Tensor::new(&[0.1f32, 0.0, -0.3], &dev).unwrap()).unwrap();
+        }
+        let values: Vec<f32> = (0..2 * 3 * 4 * 5).map(|i| ((i * 37 % 23) as f32 - 11.0) / 3.0).collect();
+        let x = candle_core::Var::from_vec(values, (2, 3, 4, 5), &dev).unwrap();
+        let weights = Tensor::arange(0f32, 120.0, &dev).unwrap().reshape((2, 3, 4, 5)).unwrap().sin().unwrap();
+
+        let y1 = fused.forward_t(&x, true).unwrap();
+        let y2 = reference.reference.forward_t(&x, true).unwrap();
+        let g1 = (&y1 * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (&y2 * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let max_diff = |a: &Tensor, b: &Tensor| -> f32 {
+            (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        };
+        assert!(max_diff(&y1, &y2) < 1e-5);
+        assert!(max_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-5);
+        assert!(max_diff(g1.get(&fused.weight).unwrap(), g2.get(&reference.weight).unwrap()) < 1e-4);
+        assert!(max_diff(g1.get(&fused.bias).unwrap(), g2.get(&reference.bias).unwrap()) < 1e-4);
+        let (m1, m2) = (fused.running_mean.as_tensor(), reference.running_mean.as_tensor());
+        assert!(max_diff(m1, m2) < 1e-6, "running mean {m1} vs {m2}");
+        assert!(max_diff(fused.running_var.as_tensor(), reference.running_var.as_tensor()) < 1e-6);
+        // The running statistics moved away from their initial values, in the VarMap.
+        let stored = fused_map.data().lock().unwrap().get("running_mean").unwrap().as_tensor().clone();
+        assert!(max_diff(&stored, m1) == 0.0 && stored.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+    }
 }

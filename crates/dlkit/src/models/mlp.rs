@@ -2,6 +2,7 @@
 //! dropout on the input and after each hidden layer, optional L2 on the kernels.
 
 use super::{dropout::Dropout, init::glorot_uniform, Network};
+use crate::kernels::activation::relu;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, Linear, ModuleT, VarBuilder};
 
@@ -94,7 +95,7 @@ impl ModuleT for Mlp {
         for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(&h)?;
             if i < last {
-                h = self.hidden_dropout[i].forward_t(&h.relu()?, train)?;
+                h = self.hidden_dropout[i].forward_t(&relu(&h)?, train)?;
             }
         }
         Ok(h)

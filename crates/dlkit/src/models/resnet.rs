@@ -16,10 +16,11 @@
 //! final softmax is left to the cross-entropy loss: the model returns logits.
 
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{batch_norm, conv2d, dense, l2_penalty, KernelInit, Padding};
+use super::layers::{batch_norm, conv2d, dense, l2_penalty, BatchNorm, Conv2d, KernelInit, Padding};
 use super::Network;
+use crate::kernels::activation::{add_relu, relu};
 use crate::Error;
 
 /// Hyperparameters of [`ResNet`].
@@ -114,13 +115,13 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let y = relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?;
         let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
         let shortcut = match &self.projection {
             Some(conv) => conv.forward(x)?,
             None => x.clone(),
         };
-        (shortcut + y)?.relu()
+        add_relu(&shortcut, &y)
     }
 }
 
@@ -168,7 +169,7 @@ impl ResNet {
 
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = self.stem_bn.forward_t(&self.stem_conv.forward(x)?, train)?.relu()?;
+        let mut x = relu(&self.stem_bn.forward_t(&self.stem_conv.forward(x)?, train)?)?;
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;
         }

@@ -12,10 +12,11 @@
 //! returns logits.
 
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{Conv2d, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{conv2d, dense, l2_penalty, KernelInit, Padding};
+use super::layers::{conv2d, dense, l2_penalty, Conv2d, KernelInit, Padding};
 use super::{Dropout, Network};
+use crate::kernels::activation::relu;
 use crate::Error;
 
 /// Hyperparameters of [`VggCnn`].
@@ -109,7 +110,7 @@ impl ModuleT for VggCnn {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv1, conv2) in &self.convs {
-            x = conv2.forward(&conv1.forward(&x)?.relu()?)?.relu()?.max_pool2d(2)?;
+            x = relu(&conv2.forward(&relu(&conv1.forward(&x)?)?)?)?.max_pool2d(2)?;
         }
         let x = self.dropout.forward_t(&x, train)?.flatten_from(1)?;
         self.classifier.forward(&x)

@@ -1,0 +1,384 @@
+//! 2-D convolution as im2col + GEMM on the CPU, with both backward passes.
+//!
+//! For one image `X` (`C × H × W`) and a kernel `W` (`O × C·kh·kw`), im2col copies every
+//! receptive field into a column of `cols` (`C·kh·kw × Ho·Wo`), so that
+//! - forward: `Y = W · cols` (+ bias per output channel);
+//! - input gradient: `dcols = Wᵀ · dY`, then col2im adds each column back onto the pixels it
+//!   came from;
+//! - kernel gradient: `dW = Σ_images dY · colsᵀ`, bias gradient `db = Σ dY` over images and
+//!   pixels.
+//!
+//! Images are processed in parallel (rayon), each with a single-threaded GEMM. A 1×1 convolution
+//! with stride 1 and no padding needs no im2col: the image already is its column matrix.
+
+use super::{f32_slice, matmul, with_f32, MatRef};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// The sizes of one convolution (square stride and padding, no dilation or groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel height.
+    pub kernel_h: usize,
+    /// Kernel width.
+    pub kernel_w: usize,
+    /// Stride in both directions.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+}
+
+impl ConvGeometry {
+    /// The geometry of `x` (`B × C × H × W`) convolved with `w` (`O × C × kh × kw`).
+    pub fn new(x: &Shape, w: &Shape, stride: usize, padding: usize) -> Result<Self> {
+        let (batch, in_channels, height, width) = x.dims4()?;
+        let (out_channels, w_channels, kernel_h, kernel_w) = w.dims4()?;
+        if w_channels != in_channels {
+            candle_core::bail!("conv2d: input has {in_channels} channels, kernel expects {w_channels}")
+        }
+        if stride == 0 {
+            candle_core::bail!("conv2d: stride must be at least 1")
+        }
+        if height + 2 * padding < kernel_h || width + 2 * padding < kernel_w {
+            candle_core::bail!("conv2d: {kernel_h}×{kernel_w} kernel larger than the padded {height}×{width} input")
+        }
+        Ok(ConvGeometry { batch, in_channels, height, width, out_channels, kernel_h, kernel_w, stride, padding })
+    }
+
+    /// Output height: `(H + 2p − kh) / s + 1`.
+    pub fn out_h(&self) -> usize {
+        (self.height + 2 * self.padding - self.kernel_h) / self.stride + 1
+    }
+
+    /// Output width: `(W + 2p − kw) / s + 1`.
+    pub fn out_w(&self) -> usize {
+        (self.width + 2 * self.padding - self.kernel_w) / self.stride + 1
+    }
+
+    /// Rows of the column matrix: `C · kh · kw`.
+    pub fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel_h * self.kernel_w
+    }
+
+    fn out_pixels(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    fn image_len(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kernel_h == 1 && self.kernel_w == 1 && self.stride == 1 && self.padding == 0
+    }
+
+    /// The output columns `ox` whose input column `ox·s + kj − p` lies inside the image.
+    fn valid_columns(&self, kj: usize) -> std::ops::Range<usize> {
+        let (s, p, w) = (self.stride, self.padding, self.width);
+        let first = p.saturating_sub(kj).div_ceil(s);
+        let end = (w + p).saturating_sub(kj).div_ceil(s).min(self.out_w());
+        first..end.max(first)
+    }
+
+    /// Visits every (column-matrix row, output row) pair: `f(segment, input_row, kj)` where
+    /// `segment` indexes the `Wo` values of that output row in the column matrix and
+    /// `input_row` is the image row (channel-major) it reads, `None` in the padding.
+    fn for_each_row(&self, mut f: impl FnMut(std::ops::Range<usize>, Option<usize>, usize)) {
+        let (ow, n) = (self.out_w(), self.out_pixels());
+        for c in 0..self.in_channels {
+            for ki in 0..self.kernel_h {
+                for kj in 0..self.kernel_w {
+                    let row = (c * self.kernel_h + ki) * self.kernel_w + kj;
+                    for oy in 0..self.out_h() {
+                        let iy = (oy * self.stride + ki).checked_sub(self.padding).filter(|&iy| iy < self.height);
+                        let start = row * n + oy * ow;
+                        f(start..start + ow, iy.map(|iy| c * self.height + iy), kj);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies every receptive field of one image (`C × H × W`) into the columns of `cols`
+/// (`C·kh·kw × Ho·Wo`), with zeros where the field hangs over the padding.
+pub fn im2col(g: &ConvGeometry, image: &[f32], cols: &mut [f32]) {
+    g.for_each_row(|segment, input_row, kj| {
+        let dst = &mut cols[segment];
+        let Some(input_row) = input_row else {
+            dst.fill(0.0);
+            return;
+        };
+        let src = &image[input_row * g.width..][..g.width];
+        let valid = g.valid_columns(kj);
+        dst[..valid.start].fill(0.0);
+        dst[valid.end..].fill(0.0);
+        let first = valid.start * g.stride + kj - g.padding;
+        if g.stride == 1 {
+            dst[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+        } else {
+            for (d, s) in dst[valid].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
+                *d = *s;
+            }
+        }
+    });
+}
+
+/// The adjoint of [`im2col`]: adds every column of `cols` back onto the pixels of `image`
+/// (`C × H × W`) it was copied from.
+pub fn col2im(g: &ConvGeometry, cols: &[f32], image: &mut [f32]) {
+    g.for_each_row(|segment, input_row, kj| {
+        let Some(input_row) = input_row else { return };
+        let dst = &mut image[input_row * g.width..][..g.width];
+        let src = &cols[segment];
+        let valid = g.valid_columns(kj);
+        let first = valid.start * g.stride + kj - g.padding;
+        if g.stride == 1 {
+            for (d, s) in dst[first..first + valid.len()].iter_mut().zip(&src[valid]) {
+                *d += s;
+            }
+        } else {
+            for (d, s) in dst[first..].iter_mut().step_by(g.stride).zip(&src[valid]) {
+                *d += s;
+            }
+        }
+    });
+}
+
+/// Forward pass: `x` (`B × C × H × W`), `w` (`O × C × kh × kw`), `bias` (`O`) → `B × O × Ho × Wo`.
+pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    let (o, p, n) = (g.out_channels, g.patch_len(), g.out_pixels());
+    let mut out = vec![0f32; g.batch * o * n];
+    let scratch = if g.is_pointwise() { 0 } else { p * n };
+    x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).for_each_init(
+        || vec![0f32; scratch],
+        |cols, (image, y)| {
+            for (row, b) in y.chunks_mut(n).zip(bias) {
+                row.fill(*b);
+            }
+            let cols: &[f32] = if g.is_pointwise() {
+                image
+            } else {
+                im2col(g, image, cols);
+                cols
+            };
+            matmul(o, n, p, y, MatRef::rows(w, p), MatRef::rows(cols, n), true);
+        },
+    );
+    out
+}
+
+/// Input gradient: `dy` (`B × O × Ho × Wo`) and `w` → `dx` (`B × C × H × W`).
+pub fn backward_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let (o, p, n) = (g.out_channels, g.patch_len(), g.out_pixels());
+    let mut dx = vec![0f32; g.batch * g.image_len()];
+    let scratch = if g.is_pointwise() { 0 } else { p * n };
+    dx.par_chunks_mut(g.image_len()).zip(dy.par_chunks(o * n)).for_each_init(
+        || vec![0f32; scratch],
+        |dcols, (dx, dy)| {
+            if g.is_pointwise() {
+                matmul(p, n, o, dx, MatRef::transposed(w, p), MatRef::rows(dy, n), false);
+            } else {
+                matmul(p, n, o, dcols, MatRef::transposed(w, p), MatRef::rows(dy, n), false);
+                col2im(g, dcols, dx);
+            }
+        },
+    );
+    dx
+}
+
+/// Kernel and bias gradients: `x` and `dy` → (`dw` shaped like the kernel, `db` of length `O`).
+pub fn backward_kernel(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (o, p, n) = (g.out_channels, g.patch_len(), g.out_pixels());
+    let scratch = if g.is_pointwise() { 0 } else { p * n };
+    x.par_chunks(g.image_len())
+        .zip(dy.par_chunks(o * n))
+        .fold(
+            || (vec![0f32; o * p], vec![0f32; o], vec![0f32; scratch]),
+            |(mut dw, mut db, mut cols), (image, dy)| {
+                let cols_ref: &[f32] = if g.is_pointwise() {
+                    image
+                } else {
+                    im2col(g, image, &mut cols);
+                    &cols
+                };
+                matmul(o, p, n, &mut dw, MatRef::rows(dy, n), MatRef::transposed(cols_ref, n), true);
+                for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
+                    *d += row.iter().sum::<f32>();
+                }
+                (dw, db, cols)
+            },
+        )
+        .map(|(dw, db, _)| (dw, db))
+        .reduce(
+            || (vec![0f32; o * p], vec![0f32; o]),
+            |(mut dw, mut db), (dw2, db2)| {
+                dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
+                db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
+                (dw, db)
+            },
+        )
+}
+
+/// The convolution as a candle custom op on (input, kernel, bias).
+struct Conv2dOp {
+    stride: usize,
+    padding: usize,
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "dlkit-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = ConvGeometry::new(xl.shape(), wl.shape(), self.stride, self.padding)?;
+        let x = f32_slice(xs, xl, self.name())?;
+        let w = f32_slice(ws, wl, self.name())?;
+        let b = f32_slice(bs, bl, self.name())?;
+        if b.len() != g.out_channels {
+            candle_core::bail!("conv2d: bias has {} values for {} output channels", b.len(), g.out_channels)
+        }
+        let y = forward(&g, x, w, b);
+        Ok((CpuStorage::F32(y), Shape::from((g.batch, g.out_channels, g.out_h(), g.out_w()))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = ConvGeometry::new(x.shape(), w.shape(), self.stride, self.padding)?;
+        let dx = if x.track_op() {
+            let dx = with_f32(dy, self.name(), |dy| with_f32(w, self.name(), |w| Ok(backward_input(&g, dy, w))))?;
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+        } else {
+            None
+        };
+        let (dw, db) = with_f32(x, self.name(), |x| with_f32(dy, self.name(), |dy| Ok(backward_kernel(&g, x, dy))))?;
+        let dw = Tensor::from_vec(dw, w.shape(), w.device())?;
+        let db = bias.track_op().then(|| Tensor::from_vec(db, bias.shape(), bias.device())).transpose()?;
+        Ok((dx, Some(dw), db))
+    }
+}
+
+/// `conv2d(x, w) + bias` with square stride and zero padding, NCHW.
+///
+/// On CPU `f32` tensors this is the im2col + GEMM kernel above (with its own backward); elsewhere
+/// it is candle's `conv2d` followed by a broadcast add, so the same model runs on CUDA.
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
+    if super::applies_to(x) && super::applies_to(w) {
+        let zeros;
+        let bias = match bias {
+            Some(b) => b,
+            None => {
+                zeros = Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?;
+                &zeros
+            }
+        };
+        x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, padding })
+    } else {
+        let y = x.conv2d(w, padding, stride, 1, 1)?;
+        match bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn randn(shape: &[usize], seed: u64) -> Vec<f32> {
+        // A small deterministic generator, so the test needs no RNG state.
+        let n: usize = shape.iter().product();
+        (0..n).map(|i| (((i as u64 * 2654435761 + seed * 97) % 1000) as f32 / 500.0) - 1.0).collect()
+    }
+
+    /// Checks the op and its gradients against candle's own convolution.
+    fn agrees_with_candle(b: usize, c: usize, h: usize, w: usize, o: usize, k: usize, stride: usize, pad: usize) {
+        let dev = Device::Cpu;
+        let x = Var::from_vec(randn(&[b, c, h, w], 1), (b, c, h, w), &dev).unwrap();
+        let wt = Var::from_vec(randn(&[o, c, k, k], 2), (o, c, k, k), &dev).unwrap();
+        let bias = Var::from_vec(randn(&[o], 3), o, &dev).unwrap();
+        let ours = conv2d(&x, &wt, Some(&bias), stride, pad).unwrap();
+        let theirs = x.conv2d(&wt, pad, stride, 1, 1).unwrap().broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap()).unwrap();
+        assert_eq!(ours.dims(), theirs.dims());
+        // A weighted sum, so every output position gets a different gradient.
+        let weights = Tensor::from_vec(randn(ours.dims(), 4), ours.shape(), &dev).unwrap();
+        let g1 = (&ours * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (&theirs * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let close = |a: &Tensor, b: &Tensor, what: &str| {
+            let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
+            assert!(diff <= 1e-4 * scale, "{what}: max difference {diff} (scale {scale}) for k{k} s{stride} p{pad}");
+        };
+        close(&ours, &theirs, "output");
+        close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), "input gradient");
+        close(g1.get(&wt).unwrap(), g2.get(&wt).unwrap(), "kernel gradient");
+        close(g1.get(&bias).unwrap(), g2.get(&bias).unwrap(), "bias gradient");
+    }
+
+    #[test]
+    fn forward_and_gradients_agree_with_candle_for_every_shape_the_models_use() {
+        agrees_with_candle(3, 2, 6, 6, 4, 3, 1, 1); // 'same' 3×3
+        agrees_with_candle(2, 3, 7, 5, 2, 3, 2, 1); // 'same' 3×3, stride 2, odd sizes
+        agrees_with_candle(2, 3, 6, 6, 4, 1, 1, 0); // pointwise
+        agrees_with_candle(2, 3, 6, 6, 4, 1, 2, 0); // ResNet projection: 1×1 stride 2
+        agrees_with_candle(2, 2, 7, 7, 3, 3, 2, 0); // 'valid' 3×3 stride 2 (MiniGoogLeNet)
+        agrees_with_candle(1, 1, 5, 5, 1, 5, 1, 2); // kernel as large as the image
+    }
+
+    #[test]
+    fn im2col_of_a_tiny_image_by_hand() {
+        // One 3×3 channel [1..9], 2×2 kernel, stride 1, padding 0 → 4 rows × 4 output pixels.
+        let g = ConvGeometry { batch: 1, in_channels: 1, height: 3, width: 3, out_channels: 1, kernel_h: 2, kernel_w: 2, stride: 1, padding: 0 };
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut cols = vec![0.0; 16];
+        im2col(&g, &image, &mut cols);
+        #[rustfmt::skip]
+        let expected = [1., 2., 4., 5.,   2., 3., 5., 6.,   4., 5., 7., 8.,   5., 6., 8., 9.];
+        assert_eq!(cols, expected);
+        // col2im adds each pixel once per receptive field that covers it: corners 1, edges 2,
+        // centre 4 (times its value when cols holds the copies).
+        let mut back = vec![0.0; 9];
+        col2im(&g, &vec![1.0; 16], &mut back);
+        assert_eq!(back, [1., 2., 1., 2., 4., 2., 1., 2., 1.]);
+    }
+
+    #[test]
+    fn padding_columns_are_zero_and_stride_skips_pixels() {
+        // 1×4×4 image, 3×3 kernel, stride 2, padding 1 → 2×2 output; the first row of cols is
+        // the top-left kernel tap, which sees the padding except at output (1,1) → pixel (1,1).
+        let g = ConvGeometry { batch: 1, in_channels: 1, height: 4, width: 4, out_channels: 1, kernel_h: 3, kernel_w: 3, stride: 2, padding: 1 };
+        let image: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let mut cols = vec![f32::NAN; 9 * 4];
+        im2col(&g, &image, &mut cols);
+        assert_eq!(&cols[0..4], &[0., 0., 0., 5.]);
+        // The centre tap (row 4) sees pixels (0,0), (0,2), (2,0), (2,2).
+        assert_eq!(&cols[16..20], &[0., 2., 8., 10.]);
+    }
+}
