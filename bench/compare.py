@@ -27,10 +27,12 @@ def main():
     torch = json.loads(subprocess.run(
         [sys.executable, str(REPO / "bench" / "pytorch_reference.py"), "--threads", str(args.threads)],
         env=env, check=True, capture_output=True, text=True).stdout)
-    reference = {(r["workload"], r["batch"]): r["rate"] for r in torch}
+    # Match on the name before any parenthesised detail ("update: adam (4.1 M params, 28 B each)").
+    key_of = lambda r: (r["workload"].split(" (")[0] if r["workload"].startswith("update") else r["workload"], r["batch"])
+    reference = {key_of(r): r["rate"] for r in torch}
     rows = [("workload", "batch", "dlkit", "PyTorch", "dlkit / PyTorch")]
     for m in dlkit:
-        key = (m["workload"], m["batch"])
+        key = key_of(m)
         if key not in reference:
             continue
         unit = "params/s" if m["batch"] == 0 else "samples/s"

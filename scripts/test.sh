@@ -25,6 +25,11 @@ cargo run --quiet -p dlkit -- bench --smoke
 echo "bench smoke: $((SECONDS - start)) s"
 
 start=$SECONDS
+phase "the cuda feature type-checks (nvcc from PyPI, no GPU needed)"
+bash scripts/cuda_check.sh
+echo "cuda check: $((SECONDS - start)) s"
+
+start=$SECONDS
 phase "notebooks (quick mode)"
 python3 scripts/run_notebooks.py
 echo "notebooks: $((SECONDS - start)) s"

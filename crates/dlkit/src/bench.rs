@@ -1,5 +1,6 @@
 //! Benchmarks that print figures (not tests): training steps of the coursework models, the
-//! optimizer update alone, and augmentation, on any device, as samples/s and GFLOP/s.
+//! optimizer update alone, augmentation and data loading, on any device, as samples/s, GFLOP/s
+//! and, for the memory-bound optimizer updates, GB/s next to the machine's measured bandwidth.
 //!
 //! FLOPs come from the library's model summary: a forward pass costs 2 FLOPs per
 //! multiply-accumulate; a training step is counted as 3 forward passes (forward, and a backward
@@ -11,7 +12,7 @@ use crate::augment::{Augment, Augmentation};
 use crate::error::{Error, Result};
 use crate::experiment::ModelChoice;
 use crate::models::MiniGoogLeNetConfig;
-use crate::optim::{vars_in_name_order, OptimizerConfig};
+use crate::optim::{vars_in_name_order, OptimizerConfig, OptimizerState};
 use crate::summary;
 use crate::table::Table;
 use candle_core::{DType, Device, Tensor};
@@ -32,6 +33,9 @@ pub struct Measurement {
     pub rate: f64,
     /// Achieved GFLOP/s, where the FLOPs are known.
     pub gflops: Option<f64>,
+    /// Memory traffic in GB/s, for memory-bound workloads (optimizer updates, the bandwidth probe).
+    #[serde(default)]
+    pub gbytes: Option<f64>,
 }
 
 /// How long to measure.
@@ -111,12 +115,15 @@ pub fn training_steps(device: &Device, options: BenchOptions, only: Option<&str>
         let rate = batch as f64 / seconds;
         let gflops = macs.map(|m| 3.0 * 2.0 * m as f64 * rate / 1e9);
         eprintln!("  {name} batch {batch}: {rate:.1} samples/s");
-        out.push(Measurement { workload: format!("train step: {name}"), batch, seconds, rate, gflops });
+        out.push(Measurement { workload: format!("train step: {name}"), batch, seconds, rate, gflops, gbytes: None });
     }
     Ok(out)
 }
 
 /// Time the update alone of each optimizer on the MLP's 4.1 M parameters (given gradients).
+///
+/// Bytes moved per parameter: read the weight, its gradient and each slot, write the weight and
+/// each slot: `4·(3 + 2·slots)` for f32 (SGD 12, momentum/AdaGrad/RMSProp 20, Adam/Nadam/AdaDelta 28).
 pub fn optimizer_updates(device: &Device, options: BenchOptions) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
     let varmap = VarMap::new();
@@ -128,13 +135,87 @@ pub fn optimizer_updates(device: &Device, options: BenchOptions) -> Result<Vec<M
     for name in ["sgd", "momentum", "adagrad", "rmsprop", "nadam", "adadelta", "adam"] {
         let mut opt = OptimizerConfig::from_name(name, Some(1e-6))?.build(vars_in_name_order(&varmap))?;
         let seconds = median_seconds(options, device, || Ok(opt.step(&grads)?))?;
+        let slot_values: usize =
+            opt.state()?.iter().filter(|(_, t)| t.dtype() == DType::F32).map(|(_, t)| t.elem_count()).sum();
+        let bytes_per_param = 4.0 * (3.0 + 2.0 * slot_values as f64 / params as f64);
         out.push(Measurement {
-            workload: format!("update: {name} ({:.1} M params)", params as f64 / 1e6),
+            workload: format!("update: {name} ({:.1} M params, {bytes_per_param:.0} B each)", params as f64 / 1e6),
             batch: 0,
             seconds,
             rate: params as f64 / seconds,
             gflops: None,
+            gbytes: Some(bytes_per_param * params as f64 / seconds / 1e9),
         });
+    }
+    Ok(out)
+}
+
+/// The machine's memory bandwidth, STREAM-triad style: `a[i] = b[i] + s·c[i]` over three arrays
+/// of 64 MiB (far beyond the caches) on all threads, counting 12 bytes per element.
+pub fn memory_bandwidth(options: BenchOptions) -> Result<Measurement> {
+    use rayon::prelude::*;
+    let n = 16 << 20;
+    let (b, c) = (vec![1.0f32; n], vec![2.0f32; n]);
+    let mut a = vec![0.0f32; n];
+    let seconds = median_seconds(options, &Device::Cpu, || {
+        a.par_chunks_mut(1 << 16).zip(b.par_chunks(1 << 16).zip(c.par_chunks(1 << 16))).for_each(|(a, (b, c))| {
+            a.iter_mut().zip(b).zip(c).for_each(|((a, b), c)| *a = b + 0.5 * c);
+        });
+        Ok(())
+    })?;
+    std::hint::black_box(&a);
+    Ok(Measurement {
+        workload: "memory bandwidth (triad, 3 × 64 MiB)".into(),
+        batch: 0,
+        seconds,
+        rate: n as f64 / seconds,
+        gflops: None,
+        gbytes: Some(12.0 * n as f64 / seconds / 1e9),
+    })
+}
+
+/// Time loading CIFAR-10: the official binary format (a 10,000-record batch file written to a
+/// temporary folder) and, where the data root has it, the JPEG image folder's test split.
+pub fn data_loading(options: BenchOptions) -> Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    let dir = std::env::temp_dir().join(format!("dlkit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let file = dir.join("test_batch.bin");
+    let records = 10_000;
+    let mut bytes = Vec::with_capacity(records * crate::data::cifar::RECORD_BYTES);
+    for i in 0..records {
+        bytes.push((i % 10) as u8);
+        bytes.extend((0..crate::data::cifar::RECORD_BYTES - 1).map(|j| (i * 31 + j * 7) as u8));
+    }
+    crate::runs::write_bytes_atomically(&file, &bytes)?;
+    let seconds = median_seconds(options, &Device::Cpu, || crate::data::cifar::read_batch(&file).map(|_| ()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let seconds = seconds?;
+    out.push(Measurement {
+        workload: "load: CIFAR-10 binary batch (10,000 images)".into(),
+        batch: 0,
+        seconds,
+        rate: records as f64 / seconds,
+        gflops: None,
+        gbytes: None,
+    });
+    let folder = crate::data::data_root().join("cifar10-jpg").join("test");
+    if folder.is_dir() {
+        let mut images = 0;
+        let seconds = median_seconds(options, &Device::Cpu, || {
+            images = crate::data::folder::load_split(&folder, None)?.len();
+            Ok(())
+        })?;
+        out.push(Measurement {
+            workload: format!("load: CIFAR-10 JPEG folder ({images} images)"),
+            batch: 0,
+            seconds,
+            rate: images as f64 / seconds,
+            gflops: None,
+            gbytes: None,
+        });
+    } else {
+        eprintln!("  (no {}: JPEG decoding not measured)", folder.display());
     }
     Ok(out)
 }
@@ -151,7 +232,7 @@ pub fn augmentation(device: &Device, options: BenchOptions) -> Result<Vec<Measur
     ] {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let seconds = median_seconds(options, device, || aug.apply(&x, &y, &mut rng).map(|_| ()))?;
-        out.push(Measurement { workload: name.into(), batch: 64, seconds, rate: 64.0 / seconds, gflops: None });
+        out.push(Measurement { workload: name.into(), batch: 64, seconds, rate: 64.0 / seconds, gflops: None, gbytes: None });
     }
     Ok(out)
 }
@@ -166,21 +247,30 @@ pub fn cpu_peak_gflops() -> Option<f64> {
     Some(cores * per_cycle * mhz / 1e3)
 }
 
-/// The measurements as a table, with the share of `peak` GFLOP/s where known.
-pub fn report(measurements: &[Measurement], peak: Option<f64>) -> Table {
-    let mut t = Table::new(["workload", "batch", "median ms", "samples/s", "GFLOP/s", "% of peak"]);
+/// The measurements as a table, with the share of `peak` GFLOP/s and of `bandwidth` GB/s where
+/// known.
+pub fn report(measurements: &[Measurement], peak: Option<f64>, bandwidth: Option<f64>) -> Table {
+    let mut t = Table::new(["workload", "batch", "median ms", "samples/s", "GFLOP/s", "% of peak", "GB/s", "% of bandwidth"]);
+    let share = |x: Option<f64>, of: Option<f64>| match (x, of) {
+        (Some(x), Some(of)) if of > 0.0 => format!("{:.1}%", 100.0 * x / of),
+        _ => "-".into(),
+    };
     for m in measurements {
-        let per_second = if m.batch == 0 { format!("{:.3e} params/s", m.rate) } else { format!("{:.1}", m.rate) };
+        let per_second = match m.batch {
+            0 if m.workload.starts_with("update") => format!("{:.3e} params/s", m.rate),
+            0 if m.workload.starts_with("load") => format!("{:.0} images/s", m.rate),
+            0 => "-".into(),
+            _ => format!("{:.1}", m.rate),
+        };
         t.row([
             m.workload.clone(),
             if m.batch == 0 { "-".into() } else { m.batch.to_string() },
             format!("{:.2}", m.seconds * 1e3),
             per_second,
             m.gflops.map_or("-".into(), |g| format!("{g:.1}")),
-            match (m.gflops, peak) {
-                (Some(g), Some(p)) if p > 0.0 => format!("{:.1}%", 100.0 * g / p),
-                _ => "-".into(),
-            },
+            share(m.gflops, peak),
+            m.gbytes.map_or("-".into(), |g| format!("{g:.1}")),
+            share(m.gbytes, bandwidth),
         ]);
     }
     t
@@ -206,6 +296,10 @@ pub fn measure_all(device: &Device, options: BenchOptions, only: Option<&str>) -
     if only.is_none() {
         all.extend(optimizer_updates(device, options)?);
         all.extend(augmentation(device, options)?);
+        all.extend(data_loading(options)?);
+        if device.is_cpu() {
+            all.push(memory_bandwidth(options)?);
+        }
     }
     Ok(all)
 }
@@ -219,7 +313,9 @@ pub fn render(measurements: &[Measurement], device: &Device) -> String {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         peak.map_or("unknown".into(), |p| format!("{p:.0} GFLOP/s"))
     );
-    let mut out = report(measurements, peak).title(title).to_string();
+    let bandwidth =
+        measurements.iter().find(|m| m.workload.starts_with("memory bandwidth")).and_then(|m| m.gbytes);
+    let mut out = report(measurements, peak, bandwidth).title(title).to_string();
     if let Some(share) = cutout_share(measurements) {
         out += &format!(
             "cutout M = 32 on a batch of 64: augmentation / ResNet-44 step on its 2048 samples = {:.4}% (step estimated as 32 × the batch-64 step)\n",

@@ -372,14 +372,22 @@ fn time_resnet20_forward_backward() -> Result<()> {
 }
 
 /// The 3×3/2 max pool equals a hand loop and back-propagates (candle's own cannot when the
-/// kernel differs from the stride), routing each gradient to the window's maximum.
+/// kernel differs from the stride), routing each gradient to the window's maximum: both the CPU
+/// kernel and the candle-ops version used on other devices.
 #[test]
 fn strided_max_pool_matches_a_loop_and_has_a_gradient() {
+    use dlkit::models::layers::{max_pool2d, max_pool2d_by_views};
+    for pool in [max_pool2d, max_pool2d_by_views] {
+        strided_max_pool_check(pool);
+    }
+}
+
+fn strided_max_pool_check(pool: fn(&candle_core::Tensor, usize, usize) -> candle_core::Result<candle_core::Tensor>) {
     use candle_core::{Device, Tensor, Var};
     let (h, w) = (7usize, 6usize);
     let values: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 23) as f32).collect();
     let x = Var::from_tensor(&Tensor::from_vec(values.clone(), (1, 1, h, w), &Device::Cpu).unwrap()).unwrap();
-    let y = dlkit::models::layers::max_pool2d(x.as_tensor(), 3, 2).unwrap();
+    let y = pool(x.as_tensor(), 3, 2).unwrap();
     let (oh, ow) = ((h - 3) / 2 + 1, (w - 3) / 2 + 1);
     assert_eq!(y.dims(), &[1, 1, oh, ow]);
     let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();

@@ -2,16 +2,17 @@
 //! plain f64 arithmetic, hyperparameter checks, learning-rate changes, state save/restore,
 //! choosing by name, and the L2 penalty.
 //!
-//! Parameters are f64 tensors so the comparison can be tight (1e-10 relative, floor 1e-10 absolute);
-//! one test runs Adam on f32 tensors with a 1e-5 relative tolerance, the size of f32 rounding
-//! accumulated over a few operations.
+//! Parameters are f64 tensors so the comparison can be tight (1e-10 relative, floor 1e-10 absolute)
+//! on the tensor-op path; one test runs every optimizer on f32 tensors (the fused in-place CPU
+//! path) with a 1e-5 relative tolerance, the size of f32 rounding accumulated over a few
+//! operations, and another checks the fused path against the tensor ops on 40,000 weights.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::Optimizer;
 use dlkit::optim::{
     l2_penalty, vars_in_name_order, AdaDelta, AdaDeltaParams, AdaGrad, AdaGradParams, Adam, AdamParams,
     AnyOptimizer, Nadam, NadamParams, OptimizerConfig, OptimizerState, RmsProp, RmsPropParams, Sgd,
-    SgdParams, OPTIMIZER_NAMES,
+    SgdParams, SlotOptimizer, UpdateRule, OPTIMIZER_NAMES,
 };
 
 /// Starting weights.
@@ -315,10 +316,29 @@ fn adam_amsgrad_matches_equations() -> Result<()> {
 }
 
 #[test]
-fn adam_f32_matches_equations() -> Result<()> {
-    let p = AdamParams { learning_rate: 0.1, beta_1: 0.8, beta_2: 0.9, epsilon: 0.1, amsgrad: false };
-    // f32 rounding (~6e-8 per operation, a dozen operations per step) stays well inside 1e-5.
-    assert_close("adam f32", &run::<Adam>(p, DType::F32)?, &adam_reference(0.1, 0.8, 0.9, 0.1, false), 1e-5);
+fn every_optimizer_in_f32_matches_equations() -> Result<()> {
+    // f32 weights on the CPU take the fused in-place update; f32 rounding (~6e-8 per operation,
+    // a dozen operations per step) stays well inside 1e-5.
+    let f32_run = DType::F32;
+    let sgd = |lr, momentum, nesterov| SgdParams { learning_rate: lr, momentum, nesterov };
+    assert_close("sgd f32", &run::<Sgd>(sgd(0.1, 0.0, false), f32_run)?, &sgd_reference(0.1, 0.0, false), 1e-5);
+    assert_close("momentum f32", &run::<Sgd>(sgd(0.1, 0.7, false), f32_run)?, &sgd_reference(0.1, 0.7, false), 1e-5);
+    assert_close("nesterov f32", &run::<Sgd>(sgd(0.1, 0.7, true), f32_run)?, &sgd_reference(0.1, 0.7, true), 1e-5);
+    let p = AdaGradParams { learning_rate: 0.1, initial_accumulator_value: 0.2, epsilon: 0.1 };
+    assert_close("adagrad f32", &run::<AdaGrad>(p, f32_run)?, &adagrad_reference(0.1, 0.2, 0.1), 1e-5);
+    for (momentum, centered) in [(0.0, false), (0.5, false), (0.0, true), (0.5, true)] {
+        let p = RmsPropParams { learning_rate: 0.1, rho: 0.8, momentum, epsilon: 0.1, centered };
+        let expected = rmsprop_reference(0.1, 0.8, momentum, 0.1, centered);
+        assert_close(&format!("rmsprop f32 μ={momentum} centered={centered}"), &run::<RmsProp>(p, f32_run)?, &expected, 1e-5);
+    }
+    for amsgrad in [false, true] {
+        let p = AdamParams { learning_rate: 0.1, beta_1: 0.8, beta_2: 0.5, epsilon: 0.1, amsgrad };
+        assert_close("adam f32", &run::<Adam>(p, f32_run)?, &adam_reference(0.1, 0.8, 0.5, 0.1, amsgrad), 1e-5);
+    }
+    let p = NadamParams { learning_rate: 0.1, beta_1: 0.8, beta_2: 0.9, epsilon: 0.1 };
+    assert_close("nadam f32", &run::<Nadam>(p, f32_run)?, &nadam_reference(0.1, 0.8, 0.9, 0.1), 1e-5);
+    let p = AdaDeltaParams { learning_rate: 1.0, rho: 0.8, epsilon: 0.01 };
+    assert_close("adadelta f32", &run::<AdaDelta>(p, f32_run)?, &adadelta_reference(1.0, 0.8, 0.01), 1e-5);
     Ok(())
 }
 
@@ -541,12 +561,20 @@ fn build(config: &OptimizerConfig, w: &Var) -> Result<AnyOptimizer> {
 
 #[test]
 fn saved_state_restores_identical_updates() -> Result<()> {
+    // f64 runs the tensor-op path, f32 on the CPU the fused in-place path with host slots.
+    for dtype in [DType::F64, DType::F32] {
+        saved_state_round_trip(dtype)?;
+    }
+    Ok(())
+}
+
+fn saved_state_round_trip(dtype: DType) -> Result<()> {
     let dir = tempfile::tempdir()?;
     for (k, config) in stateful_configs().iter().enumerate() {
         let name = config.name();
         let path = dir.path().join(format!("state-{k}.safetensors"));
         // Original: two steps, then save.
-        let w_a = start_var(DType::F64)?;
+        let w_a = start_var(dtype)?;
         let mut opt_a = build(config, &w_a)?;
         step_with(&mut opt_a, &w_a, &GRADS[0])?;
         step_with(&mut opt_a, &w_a, &GRADS[1])?;
@@ -567,7 +595,56 @@ fn saved_state_restores_identical_updates() -> Result<()> {
         step_with(&mut opt_c, &w_c, &GRADS[2])?;
         assert_eq!(values(&w_a)?, values(&w_b)?, "{name} #{k}: restored optimizer differs");
         let (a, c) = (values(&w_a)?, values(&w_c)?);
-        assert!((0..4).any(|i| (a[i] - c[i]).abs() > 1e-9), "{name} #{k}: state made no difference");
+        assert!((0..4).any(|i| (a[i] - c[i]).abs() > 1e-6), "{name} #{k}: state made no difference");
+    }
+    Ok(())
+}
+
+/// Three steps of rule `R` on 40,000 f32 weights (three chunks of the parallel update) with the
+/// fused CPU pass and with tensor ops: weights and every slot must agree.
+fn fused_matches_tensor_ops<R: UpdateRule>(rule: R) -> Result<()> {
+    let n = 40_000;
+    let init: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0).collect();
+    let (w_fused, w_tensor) = (Var::from_vec(init.clone(), n, &Device::Cpu)?, Var::from_vec(init, n, &Device::Cpu)?);
+    let mut fused = SlotOptimizer::new(vec![w_fused.clone()], rule.clone())?;
+    let mut tensor = SlotOptimizer::new(vec![w_tensor.clone()], rule)?.with_tensor_ops()?;
+    for step in 0..3 {
+        let g: Vec<f32> = (0..n).map(|i| (((i * 31 + step * 17) % 97) as f32 - 48.0) / 24.0).collect();
+        let g = Tensor::from_vec(g, n, &Device::Cpu)?;
+        fused.step(&w_fused.as_tensor().mul(&g)?.sum_all()?.backward()?)?;
+        tensor.step(&w_tensor.as_tensor().mul(&g)?.sum_all()?.backward()?)?;
+    }
+    let max_rel = |a: &Tensor, b: &Tensor| -> Result<f32> {
+        let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        Ok(diff / b.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0))
+    };
+    let what = R::NAME;
+    assert!(max_rel(w_fused.as_tensor(), w_tensor.as_tensor())? < 1e-5, "{what}: weights differ");
+    let (sf, st) = (fused.state()?, tensor.state()?);
+    assert_eq!(sf.len(), st.len(), "{what}: state entries");
+    for ((name, a), (_, b)) in sf.iter().zip(&st) {
+        if a.dtype() == DType::F32 {
+            assert!(max_rel(a, b)? < 1e-5, "{what}: state {name} differs");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fused_cpu_update_matches_tensor_ops_for_every_optimizer() -> Result<()> {
+    let mut configs = stateful_configs();
+    configs.push(OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, ..Default::default() }));
+    configs.push(OptimizerConfig::RmsProp(RmsPropParams { learning_rate: 0.1, centered: true, ..Default::default() }));
+    configs.push(OptimizerConfig::RmsProp(RmsPropParams { learning_rate: 0.1, momentum: 0.5, ..Default::default() }));
+    for config in configs {
+        match config {
+            OptimizerConfig::Sgd(p) => fused_matches_tensor_ops(p)?,
+            OptimizerConfig::AdaGrad(p) => fused_matches_tensor_ops(p)?,
+            OptimizerConfig::RmsProp(p) => fused_matches_tensor_ops(p)?,
+            OptimizerConfig::Nadam(p) => fused_matches_tensor_ops(p)?,
+            OptimizerConfig::AdaDelta(p) => fused_matches_tensor_ops(p)?,
+            OptimizerConfig::Adam(p) => fused_matches_tensor_ops(p)?,
+        }
     }
     Ok(())
 }

@@ -155,68 +155,203 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], image: &mut [f32]) {
     });
 }
 
+/// How one image becomes a column matrix (`C·kh·kw` rows × `n` columns) for the GEMM.
+///
+/// - `Pointwise` (1×1, stride 1, no padding): the image itself, `n = H·W`.
+/// - `Wide` (any other stride-1 convolution): the image is zero-padded to `Hp × Wp` and each row
+///   of the column matrix is one contiguous run of `n = Ho·Wp` padded pixels, shifted by the
+///   kernel tap (`ki·Wp + kj`). Outputs come out `Wp` wide; the last `Wp − Wo` columns of every
+///   output row are junk and are dropped (forward) or zeroed (backward). This turns im2col and
+///   col2im into `C·kh·kw` long copies/additions instead of one short one per output row.
+/// - `Strided`: classic im2col, `n = Ho·Wo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lowering {
+    Pointwise,
+    Wide,
+    Strided,
+}
+
+/// Per-worker buffers for one image at a time.
+#[derive(Default)]
+struct Scratch {
+    cols: Vec<f32>,
+    padded: Vec<f32>,
+    wide: Vec<f32>,
+}
+
+impl ConvGeometry {
+    fn lowering(&self) -> Lowering {
+        if self.is_pointwise() {
+            Lowering::Pointwise
+        } else if self.stride == 1 {
+            Lowering::Wide
+        } else {
+            Lowering::Strided
+        }
+    }
+
+    fn padded_h(&self) -> usize {
+        self.height + 2 * self.padding
+    }
+
+    fn padded_w(&self) -> usize {
+        self.width + 2 * self.padding
+    }
+
+    /// Columns of the lowered matrices (see [`Lowering`]).
+    fn lowered_len(&self) -> usize {
+        match self.lowering() {
+            Lowering::Wide => self.out_h() * self.padded_w(),
+            _ => self.out_pixels(),
+        }
+    }
+
+    /// One padded image, plus `kw − 1` trailing zeros that the last shifted run may touch.
+    fn padded_len(&self) -> usize {
+        self.in_channels * self.padded_h() * self.padded_w() + self.kernel_w - 1
+    }
+
+    /// Zero-pads `image` into `padded` (`C × Hp × Wp`, then the trailing zeros).
+    fn pad(&self, image: &[f32], padded: &mut Vec<f32>) {
+        let (h, w, p, wp) = (self.height, self.width, self.padding, self.padded_w());
+        padded.clear();
+        padded.resize(self.padded_len(), 0.0);
+        for (plane, src) in padded.chunks_mut(self.padded_h() * wp).zip(image.chunks(h * w)) {
+            for (y, row) in src.chunks(w).enumerate() {
+                plane[(y + p) * wp + p..][..w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// The shifted runs of a padded image: row `(c, ki, kj)` starts at pixel `(ki, kj)` of plane c.
+    fn runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (plane, wp, n) = (self.padded_h() * self.padded_w(), self.padded_w(), self.lowered_len());
+        (0..self.in_channels).flat_map(move |c| {
+            (0..self.kernel_h)
+                .flat_map(move |ki| (0..self.kernel_w).map(move |kj| (c * plane + ki * wp + kj, n)))
+        })
+    }
+
+    /// The column matrix of one image (`image` itself for a pointwise convolution).
+    fn columns<'a>(&self, image: &'a [f32], s: &'a mut Scratch) -> &'a [f32] {
+        match self.lowering() {
+            Lowering::Pointwise => image,
+            Lowering::Wide => {
+                self.pad(image, &mut s.padded);
+                s.cols.resize(self.patch_len() * self.lowered_len(), 0.0);
+                for ((start, n), row) in self.runs().zip(s.cols.chunks_mut(self.lowered_len())) {
+                    row.copy_from_slice(&s.padded[start..start + n]);
+                }
+                &s.cols
+            }
+            Lowering::Strided => {
+                s.cols.resize(self.patch_len() * self.lowered_len(), 0.0);
+                im2col(self, image, &mut s.cols);
+                &s.cols
+            }
+        }
+    }
+
+    /// An output gradient (`O × Ho × Wo`) in the lowered layout: `Wp` wide with zeros in the junk
+    /// columns for `Wide`, itself otherwise.
+    fn lowered_output<'a>(&self, dy: &'a [f32], wide: &'a mut Vec<f32>) -> &'a [f32] {
+        if self.lowering() != Lowering::Wide {
+            return dy;
+        }
+        let (wo, wp) = (self.out_w(), self.padded_w());
+        wide.clear();
+        wide.resize(self.out_channels * self.lowered_len(), 0.0);
+        for (dst, src) in wide.chunks_mut(wp).zip(dy.chunks(wo)) {
+            dst[..wo].copy_from_slice(src);
+        }
+        wide
+    }
+
+    /// Adds a column-matrix gradient back onto the pixels of one image gradient `dx`.
+    fn add_columns(&self, dcols: &[f32], dx: &mut [f32], padded: &mut Vec<f32>) {
+        match self.lowering() {
+            Lowering::Pointwise => dx.iter_mut().zip(dcols).for_each(|(d, s)| *d += s),
+            Lowering::Strided => col2im(self, dcols, dx),
+            Lowering::Wide => {
+                padded.clear();
+                padded.resize(self.padded_len(), 0.0);
+                for ((start, n), row) in self.runs().zip(dcols.chunks(self.lowered_len())) {
+                    padded[start..start + n].iter_mut().zip(row).for_each(|(d, s)| *d += s);
+                }
+                let (h, w, p, wp) = (self.height, self.width, self.padding, self.padded_w());
+                for (plane, dst) in padded.chunks(self.padded_h() * wp).zip(dx.chunks_mut(h * w)) {
+                    for (y, row) in dst.chunks_mut(w).enumerate() {
+                        row.iter_mut().zip(&plane[(y + p) * wp + p..]).for_each(|(d, s)| *d += s);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Forward pass: `x` (`B × C × H × W`), `w` (`O × C × kh × kw`), `bias` (`O`) → `B × O × Ho × Wo`.
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
-    let (o, p, n) = (g.out_channels, g.patch_len(), g.out_pixels());
+    let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
     let mut out = vec![0f32; g.batch * o * n];
-    let scratch = if g.is_pointwise() { 0 } else { p * n };
-    x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).for_each_init(
-        || vec![0f32; scratch],
-        |cols, (image, y)| {
-            for (row, b) in y.chunks_mut(n).zip(bias) {
-                row.fill(*b);
+    x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).for_each_init(Scratch::default, |s, (image, y)| {
+        let mut wide = std::mem::take(&mut s.wide);
+        let target: &mut [f32] = if g.lowering() == Lowering::Wide {
+            wide.resize(o * m, 0.0);
+            &mut wide
+        } else {
+            y
+        };
+        for (row, b) in target.chunks_mut(m).zip(bias) {
+            row.fill(*b);
+        }
+        let cols = g.columns(image, s);
+        matmul(o, m, p, target, MatRef::rows(w, p), MatRef::rows(cols, m), true);
+        if g.lowering() == Lowering::Wide {
+            // Keep the first Wo columns of every Wp-wide output row.
+            let (wo, wp) = (g.out_w(), g.padded_w());
+            for (dst, src) in y.chunks_mut(wo).zip(wide.chunks(wp)) {
+                dst.copy_from_slice(&src[..wo]);
             }
-            let cols: &[f32] = if g.is_pointwise() {
-                image
-            } else {
-                im2col(g, image, cols);
-                cols
-            };
-            matmul(o, n, p, y, MatRef::rows(w, p), MatRef::rows(cols, n), true);
-        },
-    );
+        }
+        s.wide = wide;
+    });
     out
 }
 
 /// Input gradient: `dy` (`B × O × Ho × Wo`) and `w` → `dx` (`B × C × H × W`).
 pub fn backward_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    let (o, p, n) = (g.out_channels, g.patch_len(), g.out_pixels());
+    let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
     let mut dx = vec![0f32; g.batch * g.image_len()];
-    let scratch = if g.is_pointwise() { 0 } else { p * n };
-    dx.par_chunks_mut(g.image_len()).zip(dy.par_chunks(o * n)).for_each_init(
-        || vec![0f32; scratch],
-        |dcols, (dx, dy)| {
-            if g.is_pointwise() {
-                matmul(p, n, o, dx, MatRef::transposed(w, p), MatRef::rows(dy, n), false);
-            } else {
-                matmul(p, n, o, dcols, MatRef::transposed(w, p), MatRef::rows(dy, n), false);
-                col2im(g, dcols, dx);
-            }
-        },
-    );
+    dx.par_chunks_mut(g.image_len()).zip(dy.par_chunks(o * n)).for_each_init(Scratch::default, |s, (dx, dy)| {
+        let dy = g.lowered_output(dy, &mut s.wide);
+        if g.lowering() == Lowering::Pointwise {
+            matmul(p, m, o, dx, MatRef::transposed(w, p), MatRef::rows(dy, m), false);
+        } else {
+            s.cols.resize(p * m, 0.0);
+            matmul(p, m, o, &mut s.cols, MatRef::transposed(w, p), MatRef::rows(dy, m), false);
+            g.add_columns(&s.cols, dx, &mut s.padded);
+        }
+    });
     dx
 }
 
 /// Kernel and bias gradients: `x` and `dy` → (`dw` shaped like the kernel, `db` of length `O`).
 pub fn backward_kernel(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let (o, p, n) = (g.out_channels, g.patch_len(), g.out_pixels());
-    let scratch = if g.is_pointwise() { 0 } else { p * n };
+    let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
     x.par_chunks(g.image_len())
         .zip(dy.par_chunks(o * n))
         .fold(
-            || (vec![0f32; o * p], vec![0f32; o], vec![0f32; scratch]),
-            |(mut dw, mut db, mut cols), (image, dy)| {
-                let cols_ref: &[f32] = if g.is_pointwise() {
-                    image
-                } else {
-                    im2col(g, image, &mut cols);
-                    &cols
-                };
-                matmul(o, p, n, &mut dw, MatRef::rows(dy, n), MatRef::transposed(cols_ref, n), true);
+            || (vec![0f32; o * p], vec![0f32; o], Scratch::default()),
+            |(mut dw, mut db, mut s), (image, dy)| {
                 for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
                     *d += row.iter().sum::<f32>();
                 }
-                (dw, db, cols)
+                let mut wide = std::mem::take(&mut s.wide);
+                let dy = g.lowered_output(dy, &mut wide);
+                let cols = g.columns(image, &mut s);
+                matmul(o, p, m, &mut dw, MatRef::rows(dy, m), MatRef::transposed(cols, m), true);
+                s.wide = wide;
+                (dw, db, s)
             },
         )
         .map(|(dw, db, _)| (dw, db))
@@ -350,6 +485,8 @@ mod tests {
         agrees_with_candle(2, 3, 6, 6, 4, 1, 2, 0); // ResNet projection: 1×1 stride 2
         agrees_with_candle(2, 2, 7, 7, 3, 3, 2, 0); // 'valid' 3×3 stride 2 (MiniGoogLeNet)
         agrees_with_candle(1, 1, 5, 5, 1, 5, 1, 2); // kernel as large as the image
+        agrees_with_candle(2, 2, 6, 5, 3, 3, 1, 0); // 'valid' 3×3 stride 1: the wide rows are the image rows
+        agrees_with_candle(2, 3, 4, 7, 2, 3, 1, 2); // more padding than 'same'
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! optimizers and `VarMap`s work unchanged:
 //! - [`conv`]: convolution as im2col + GEMM, forward and both backward passes;
 //! - [`batch_norm`]: training-mode batch norm in two passes over the data, forward and backward;
-//! - [`activation`]: ReLU and the residual add + ReLU with one-pass backward passes.
+//! - [`activation`]: ReLU and the residual add + ReLU with one-pass backward passes;
+//! - [`pool`]: max pooling with overlapping windows and its backward pass.
 //!
 //! They run on CPU `f32` tensors; on any other device or dtype the callers fall back to candle's
 //! own ops, so the same model code runs on CUDA.
@@ -16,6 +17,7 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod conv;
+pub mod pool;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 

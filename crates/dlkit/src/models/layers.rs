@@ -254,10 +254,20 @@ impl ModuleT for ConvBnRelu {
 }
 
 /// Max pooling over `kernel × kernel` windows moved by `stride` ('valid' padding), with a
-/// backward pass for any kernel and stride. candle's own `max_pool2d_with_stride` cannot
-/// back-propagate when the kernel differs from the stride (MiniGoogLeNet's 3×3/2 pool), so
-/// that case is the element-wise maximum of the k² strided views of the input.
+/// backward pass for any kernel and stride: [`kernels::pool`] on the CPU, elsewhere
+/// [`max_pool2d_by_views`].
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    if kernels::applies_to(x) {
+        kernels::pool::max_pool2d(x, kernel, stride)
+    } else {
+        max_pool2d_by_views(x, kernel, stride)
+    }
+}
+
+/// Max pooling from candle ops. candle's own `max_pool2d_with_stride` cannot back-propagate
+/// when the kernel differs from the stride (MiniGoogLeNet's 3×3/2 pool), so that case is the
+/// element-wise maximum of the k² strided views of the input.
+pub fn max_pool2d_by_views(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     if kernel == stride {
         return x.max_pool2d_with_stride(kernel, stride);
     }

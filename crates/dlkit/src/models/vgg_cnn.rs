@@ -110,7 +110,7 @@ impl ModuleT for VggCnn {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv1, conv2) in &self.convs {
-            x = relu(&conv2.forward(&relu(&conv1.forward(&x)?)?)?)?.max_pool2d(2)?;
+            x = super::layers::max_pool2d(&relu(&conv2.forward(&relu(&conv1.forward(&x)?)?)?)?, 2, 2)?;
         }
         let x = self.dropout.forward_t(&x, train)?.flatten_from(1)?;
         self.classifier.forward(&x)

@@ -1,12 +1,10 @@
 //! AdaGrad: per-weight learning rates shrinking with the sum of squared gradients, as Keras's `Adagrad`.
 
-use std::collections::HashMap;
-
-use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::state::{self, OptimizerState};
-use super::{check_epsilon, check_learning_rate, trainable};
+use super::rule::{SlotOptimizer, UpdateRule};
+use super::{check_epsilon, check_learning_rate};
 
 /// Hyperparameters of [`AdaGrad`]. `Default` is Keras's `Adagrad()`:
 /// η = 0.001, initial accumulator a₀ = 0.1, ε = 1e-7.
@@ -32,9 +30,14 @@ impl Default for AdaGradParams {
     }
 }
 
-impl AdaGradParams {
-    /// Check every hyperparameter; an invalid one is an `Error::Config` naming it.
-    pub fn validate(&self) -> crate::Result<()> {
+/// AdaGrad (see [`AdaGradParams`] for the update rule).
+pub type AdaGrad = SlotOptimizer<AdaGradParams>;
+
+impl UpdateRule for AdaGradParams {
+    const NAME: &'static str = "adagrad";
+    type Coefficients = ();
+
+    fn validate(&self) -> crate::Result<()> {
         check_learning_rate("AdaGrad", self.learning_rate)?;
         check_epsilon("AdaGrad", self.epsilon)?;
         let a0 = self.initial_accumulator_value;
@@ -45,82 +48,33 @@ impl AdaGradParams {
         }
         Ok(())
     }
-}
 
-/// AdaGrad (see [`AdaGradParams`] for the update rule).
-#[derive(Debug)]
-pub struct AdaGrad {
-    vars: Vec<Var>,
-    /// Sum of squared gradients a per variable.
-    accumulators: Vec<Tensor>,
-    params: AdaGradParams,
-    step: u64,
-}
-
-/// Name used in saved state.
-const NAME: &str = "adagrad";
-
-/// One AdaGrad update of weight `w` with gradient `g` and accumulator `a`:
-/// returns the new weight and the new accumulator.
-fn adagrad_update(w: &Tensor, g: &Tensor, a: &Tensor, p: &AdaGradParams) -> Result<(Tensor, Tensor)> {
-    let a = a.add(&g.sqr()?)?;
-    let step = g.affine(p.learning_rate, 0.0)?.div(&a.sqrt()?.affine(1.0, p.epsilon)?)?;
-    Ok((w.sub(&step)?, a))
-}
-
-impl AdaGrad {
-    /// The hyperparameters in use.
-    pub fn params(&self) -> &AdaGradParams {
-        &self.params
-    }
-}
-
-impl candle_nn::Optimizer for AdaGrad {
-    type Config = AdaGradParams;
-
-    fn new(vars: Vec<Var>, params: AdaGradParams) -> Result<Self> {
-        params.validate()?;
-        let vars = trainable(vars);
-        let accumulators = state::filled_like(&vars, params.initial_accumulator_value)?;
-        Ok(Self { vars, accumulators, params, step: 0 })
-    }
-
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.step += 1;
-        for (var, a) in self.vars.iter().zip(self.accumulators.iter_mut()) {
-            let Some(g) = super::detached_gradient(grads, var) else { continue };
-            let g = &g;
-            let (w, new_a) = adagrad_update(&var.as_tensor().detach(), g, a, &self.params)?;
-            var.set(&w)?;
-            *a = new_a;
-        }
-        Ok(())
+    fn slots(&self) -> Vec<(&'static str, f64)> {
+        vec![("accumulator", self.initial_accumulator_value)]
     }
 
     fn learning_rate(&self) -> f64 {
-        self.params.learning_rate
+        self.learning_rate
     }
 
     fn set_learning_rate(&mut self, lr: f64) {
-        self.params.learning_rate = lr;
-    }
-}
-
-impl OptimizerState for AdaGrad {
-    fn iterations(&self) -> u64 {
-        self.step
+        self.learning_rate = lr;
     }
 
-    fn state(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out = vec![state::step_entry(NAME, self.step)?];
-        state::push_slot(&mut out, NAME, "accumulator", &self.accumulators);
-        Ok(out)
+    fn coefficients(&self, _: u64, _: &mut [f64]) {}
+
+    fn update_slice(&self, _: &(), w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
+        let (lr, eps) = (self.learning_rate as f32, self.epsilon as f32);
+        let [a] = slots else { unreachable!("AdaGrad has one slot") };
+        for ((w, &g), a) in w.iter_mut().zip(g).zip(a.iter_mut()) {
+            *a += g * g;
+            *w -= lr * g / (a.sqrt() + eps);
+        }
     }
 
-    fn load_state(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        let step = state::read_step(saved, NAME)?;
-        self.accumulators = state::read_slot(saved, NAME, "accumulator", &self.vars)?;
-        self.step = step;
-        Ok(())
+    fn update_tensors(&self, _: &(), w: &Tensor, g: &Tensor, slots: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
+        let a = slots[0].add(&g.sqr()?)?;
+        let step = g.affine(self.learning_rate, 0.0)?.div(&a.sqrt()?.affine(1.0, self.epsilon)?)?;
+        Ok((w.sub(&step)?, vec![a]))
     }
 }

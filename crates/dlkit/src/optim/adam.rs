@@ -1,12 +1,10 @@
 //! Adam: momentum on the gradient and on its square, with bias correction, as Keras's `Adam`.
 
-use std::collections::HashMap;
-
-use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::state::{self, OptimizerState};
-use super::{check_epsilon, check_fraction, check_learning_rate, trainable};
+use super::rule::{SlotOptimizer, UpdateRule};
+use super::{check_epsilon, check_fraction, check_learning_rate};
 
 /// Hyperparameters of [`Adam`]. `Default` is Keras's `Adam()`:
 /// η = 0.001, β₁ = 0.9, β₂ = 0.999, ε = 1e-7, no AMSGrad.
@@ -40,142 +38,73 @@ impl Default for AdamParams {
     }
 }
 
-impl AdamParams {
-    /// Check every hyperparameter; an invalid one is an `Error::Config` naming it.
-    pub fn validate(&self) -> crate::Result<()> {
+
+/// Adam (see [`AdamParams`] for the update rule).
+pub type Adam = SlotOptimizer<AdamParams>;
+
+impl UpdateRule for AdamParams {
+    const NAME: &'static str = "adam";
+    /// The bias-corrected step size ηₜ.
+    type Coefficients = f64;
+
+    fn validate(&self) -> crate::Result<()> {
         check_learning_rate("Adam", self.learning_rate)?;
         check_fraction("Adam", "beta_1", self.beta_1)?;
         check_fraction("Adam", "beta_2", self.beta_2)?;
         check_epsilon("Adam", self.epsilon)
     }
-}
 
-/// Adam (see [`AdamParams`] for the update rule).
-#[derive(Debug)]
-pub struct Adam {
-    vars: Vec<Var>,
-    /// First moment m per variable.
-    first_moments: Vec<Tensor>,
-    /// Second moment v per variable.
-    second_moments: Vec<Tensor>,
-    /// Running maximum v̂ of the second moment per variable; empty unless AMSGrad.
-    max_second_moments: Vec<Tensor>,
-    params: AdamParams,
-    step: u64,
-}
-
-/// Name used in saved state.
-const NAME: &str = "adam";
-
-/// The state of one variable after an Adam update.
-struct AdamSlots {
-    w: Tensor,
-    m: Tensor,
-    v: Tensor,
-    v_max: Option<Tensor>,
-}
-
-/// One Adam update of weight `w` with gradient `g`, moments `m`, `v` and, for AMSGrad, the
-/// running maximum `v_max`; `step_size` is the bias-corrected ηₜ.
-fn adam_update(
-    w: &Tensor,
-    g: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
-    v_max: Option<&Tensor>,
-    step_size: f64,
-    p: &AdamParams,
-) -> Result<AdamSlots> {
-    let m = m.affine(p.beta_1, 0.0)?.add(&g.affine(1.0 - p.beta_1, 0.0)?)?;
-    let v = v.affine(p.beta_2, 0.0)?.add(&g.sqr()?.affine(1.0 - p.beta_2, 0.0)?)?;
-    let v_max = v_max.map(|v_max| v_max.maximum(&v)).transpose()?;
-    let denominator = v_max.as_ref().unwrap_or(&v).sqrt()?.affine(1.0, p.epsilon)?;
-    let w = w.sub(&m.affine(step_size, 0.0)?.div(&denominator)?)?;
-    Ok(AdamSlots { w, m, v, v_max })
-}
-
-impl Adam {
-    /// The hyperparameters in use.
-    pub fn params(&self) -> &AdamParams {
-        &self.params
-    }
-}
-
-impl candle_nn::Optimizer for Adam {
-    type Config = AdamParams;
-
-    fn new(vars: Vec<Var>, params: AdamParams) -> Result<Self> {
-        params.validate()?;
-        let vars = trainable(vars);
-        let first_moments = state::filled_like(&vars, 0.0)?;
-        let second_moments = state::filled_like(&vars, 0.0)?;
-        let max_second_moments = if params.amsgrad { state::filled_like(&vars, 0.0)? } else { Vec::new() };
-        Ok(Self { vars, first_moments, second_moments, max_second_moments, params, step: 0 })
-    }
-
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.step += 1;
-        let t = self.step as f64;
-        let p = &self.params;
-        let step_size = p.learning_rate * (1.0 - p.beta_2.powf(t)).sqrt() / (1.0 - p.beta_1.powf(t));
-        for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = super::detached_gradient(grads, var) else { continue };
-            let g = &g;
-            let w = var.as_tensor().detach();
-            let new = adam_update(
-                &w,
-                g,
-                &self.first_moments[i],
-                &self.second_moments[i],
-                self.max_second_moments.get(i),
-                step_size,
-                p,
-            )?;
-            var.set(&new.w)?;
-            self.first_moments[i] = new.m;
-            self.second_moments[i] = new.v;
-            if let Some(v_max) = new.v_max {
-                self.max_second_moments[i] = v_max;
-            }
+    fn slots(&self) -> Vec<(&'static str, f64)> {
+        let mut slots = vec![("m", 0.0), ("v", 0.0)];
+        if self.amsgrad {
+            slots.push(("v_max", 0.0));
         }
-        Ok(())
+        slots
     }
 
     fn learning_rate(&self) -> f64 {
-        self.params.learning_rate
+        self.learning_rate
     }
 
     fn set_learning_rate(&mut self, lr: f64) {
-        self.params.learning_rate = lr;
-    }
-}
-
-impl OptimizerState for Adam {
-    fn iterations(&self) -> u64 {
-        self.step
+        self.learning_rate = lr;
     }
 
-    fn state(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out = vec![state::step_entry(NAME, self.step)?];
-        state::push_slot(&mut out, NAME, "m", &self.first_moments);
-        state::push_slot(&mut out, NAME, "v", &self.second_moments);
-        state::push_slot(&mut out, NAME, "v_max", &self.max_second_moments);
-        Ok(out)
+    fn coefficients(&self, t: u64, _: &mut [f64]) -> f64 {
+        let t = t as f64;
+        self.learning_rate * (1.0 - self.beta_2.powf(t)).sqrt() / (1.0 - self.beta_1.powf(t))
     }
 
-    fn load_state(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        let step = state::read_step(saved, NAME)?;
-        let first_moments = state::read_slot(saved, NAME, "m", &self.vars)?;
-        let second_moments = state::read_slot(saved, NAME, "v", &self.vars)?;
-        let max_second_moments = if self.params.amsgrad {
-            state::read_slot(saved, NAME, "v_max", &self.vars)?
-        } else {
-            Vec::new()
-        };
-        self.step = step;
-        self.first_moments = first_moments;
-        self.second_moments = second_moments;
-        self.max_second_moments = max_second_moments;
-        Ok(())
+    fn update_slice(&self, &step_size: &f64, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
+        let (b1, b2, eps, step_size) = (self.beta_1 as f32, self.beta_2 as f32, self.epsilon as f32, step_size as f32);
+        match slots {
+            [m, v] => {
+                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *w -= step_size * *m / (v.sqrt() + eps);
+                }
+            }
+            [m, v, v_max] => {
+                for ((((w, &g), m), v), v_max) in
+                    w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).zip(v_max.iter_mut())
+                {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *v_max = v_max.max(*v);
+                    *w -= step_size * *m / (v_max.sqrt() + eps);
+                }
+            }
+            _ => unreachable!("Adam has two slots, three with AMSGrad"),
+        }
+    }
+
+    fn update_tensors(&self, &step_size: &f64, w: &Tensor, g: &Tensor, slots: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
+        let m = slots[0].affine(self.beta_1, 0.0)?.add(&g.affine(1.0 - self.beta_1, 0.0)?)?;
+        let v = slots[1].affine(self.beta_2, 0.0)?.add(&g.sqr()?.affine(1.0 - self.beta_2, 0.0)?)?;
+        let v_max = slots.get(2).map(|v_max| v_max.maximum(&v)).transpose()?;
+        let denominator = v_max.as_ref().unwrap_or(&v).sqrt()?.affine(1.0, self.epsilon)?;
+        let w = w.sub(&m.affine(step_size, 0.0)?.div(&denominator)?)?;
+        Ok((w, [Some(m), Some(v), v_max].into_iter().flatten().collect()))
     }
 }

@@ -6,6 +6,7 @@ use candle_core::{backprop::GradStore, Result, Tensor, Var};
 use candle_nn::Optimizer;
 use serde::{Deserialize, Serialize};
 
+use super::rule::UpdateRule;
 use super::state::OptimizerState;
 use super::{
     check_learning_rate, AdaDelta, AdaDeltaParams, AdaGrad, AdaGradParams, Adam, AdamParams, Nadam,

@@ -13,6 +13,7 @@ mod adam;
 mod config;
 mod nadam;
 mod rmsprop;
+mod rule;
 mod sgd;
 mod state;
 
@@ -20,8 +21,9 @@ pub use adadelta::{AdaDelta, AdaDeltaParams};
 pub use adagrad::{AdaGrad, AdaGradParams};
 pub use adam::{Adam, AdamParams};
 pub use config::{AnyOptimizer, OptimizerConfig, OPTIMIZER_NAMES};
-pub use nadam::{Nadam, NadamParams};
+pub use nadam::{Nadam, NadamCoefficients, NadamParams};
 pub use rmsprop::{RmsProp, RmsPropParams};
+pub use rule::{SlotOptimizer, UpdateRule};
 pub use sgd::{Sgd, SgdParams};
 pub use state::OptimizerState;
 

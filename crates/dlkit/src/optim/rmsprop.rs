@@ -1,12 +1,10 @@
 //! RMSProp: divide the gradient by a running root-mean-square of recent gradients, as Keras's `RMSprop`.
 
-use std::collections::HashMap;
-
-use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::state::{self, OptimizerState};
-use super::{check_epsilon, check_fraction, check_learning_rate, trainable};
+use super::rule::{SlotOptimizer, UpdateRule};
+use super::{check_epsilon, check_fraction, check_learning_rate};
 
 /// Hyperparameters of [`RmsProp`]. `Default` is Keras's `RMSprop()`:
 /// η = 0.001, ρ = 0.9, μ = 0, ε = 1e-7, not centered.
@@ -41,152 +39,100 @@ impl Default for RmsPropParams {
     }
 }
 
+/// RMSProp (see [`RmsPropParams`] for the update rule).
+pub type RmsProp = SlotOptimizer<RmsPropParams>;
+
 impl RmsPropParams {
-    /// Check every hyperparameter; an invalid one is an `Error::Config` naming it.
-    pub fn validate(&self) -> crate::Result<()> {
+    /// The update of one element: mean square `s`, mean gradient `m` (centered) and velocity
+    /// `v` (μ > 0).
+    #[inline(always)]
+    fn element(&self, w: &mut f32, g: f32, s: &mut f32, m: Option<&mut f32>, v: Option<&mut f32>) {
+        let (lr, rho, mu, eps) = (self.learning_rate as f32, self.rho as f32, self.momentum as f32, self.epsilon as f32);
+        *s = rho * *s + (1.0 - rho) * g * g;
+        let d = match m {
+            Some(m) => {
+                *m = rho * *m + (1.0 - rho) * g;
+                *s - *m * *m
+            }
+            None => *s,
+        };
+        match v {
+            None => *w -= lr * g / (d.sqrt() + eps),
+            Some(v) => {
+                *v = mu * *v + lr * g / (d + eps).sqrt();
+                *w -= *v;
+            }
+        }
+    }
+}
+
+impl UpdateRule for RmsPropParams {
+    const NAME: &'static str = "rmsprop";
+    type Coefficients = ();
+
+    fn validate(&self) -> crate::Result<()> {
         check_learning_rate("RMSProp", self.learning_rate)?;
         check_fraction("RMSProp", "rho", self.rho)?;
         check_fraction("RMSProp", "momentum", self.momentum)?;
         check_epsilon("RMSProp", self.epsilon)
     }
-}
 
-/// RMSProp (see [`RmsPropParams`] for the update rule).
-#[derive(Debug)]
-pub struct RmsProp {
-    vars: Vec<Var>,
-    /// Running mean square s per variable.
-    mean_squares: Vec<Tensor>,
-    /// Running mean gradient m per variable; empty unless centered.
-    mean_gradients: Vec<Tensor>,
-    /// Velocity v per variable; empty when μ = 0.
-    velocities: Vec<Tensor>,
-    params: RmsPropParams,
-    step: u64,
-}
-
-/// Name used in saved state.
-const NAME: &str = "rmsprop";
-
-/// The state of one variable after an RMSProp update.
-struct RmsPropSlots {
-    w: Tensor,
-    mean_square: Tensor,
-    mean_gradient: Option<Tensor>,
-    velocity: Option<Tensor>,
-}
-
-/// One RMSProp update of weight `w` with gradient `g`, mean square `s`, mean gradient `m`
-/// (present iff centered) and velocity `v` (present iff μ > 0).
-fn rmsprop_update(
-    w: &Tensor,
-    g: &Tensor,
-    s: &Tensor,
-    m: Option<&Tensor>,
-    v: Option<&Tensor>,
-    p: &RmsPropParams,
-) -> Result<RmsPropSlots> {
-    let s = s.affine(p.rho, 0.0)?.add(&g.sqr()?.affine(1.0 - p.rho, 0.0)?)?;
-    let m = m.map(|m| m.affine(p.rho, 0.0)?.add(&g.affine(1.0 - p.rho, 0.0)?)).transpose()?;
-    let d = match &m {
-        Some(m) => s.sub(&m.sqr()?)?,
-        None => s.clone(),
-    };
-    let lr_g = g.affine(p.learning_rate, 0.0)?;
-    let (w, v) = match v {
-        None => (w.sub(&lr_g.div(&d.sqrt()?.affine(1.0, p.epsilon)?)?)?, None),
-        Some(v) => {
-            let v = v.affine(p.momentum, 0.0)?.add(&lr_g.div(&d.affine(1.0, p.epsilon)?.sqrt()?)?)?;
-            (w.sub(&v)?, Some(v))
+    fn slots(&self) -> Vec<(&'static str, f64)> {
+        let mut slots = vec![("mean_square", 0.0)];
+        if self.centered {
+            slots.push(("mean_gradient", 0.0));
         }
-    };
-    Ok(RmsPropSlots { w, mean_square: s, mean_gradient: m, velocity: v })
-}
-
-impl RmsProp {
-    /// The hyperparameters in use.
-    pub fn params(&self) -> &RmsPropParams {
-        &self.params
-    }
-}
-
-impl candle_nn::Optimizer for RmsProp {
-    type Config = RmsPropParams;
-
-    fn new(vars: Vec<Var>, params: RmsPropParams) -> Result<Self> {
-        params.validate()?;
-        let vars = trainable(vars);
-        let mean_squares = state::filled_like(&vars, 0.0)?;
-        let mean_gradients = if params.centered { state::filled_like(&vars, 0.0)? } else { Vec::new() };
-        let velocities = if params.momentum > 0.0 { state::filled_like(&vars, 0.0)? } else { Vec::new() };
-        Ok(Self { vars, mean_squares, mean_gradients, velocities, params, step: 0 })
-    }
-
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.step += 1;
-        for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = super::detached_gradient(grads, var) else { continue };
-            let g = &g;
-            let w = var.as_tensor().detach();
-            let new = rmsprop_update(
-                &w,
-                g,
-                &self.mean_squares[i],
-                self.mean_gradients.get(i),
-                self.velocities.get(i),
-                &self.params,
-            )?;
-            var.set(&new.w)?;
-            self.mean_squares[i] = new.mean_square;
-            if let Some(m) = new.mean_gradient {
-                self.mean_gradients[i] = m;
-            }
-            if let Some(v) = new.velocity {
-                self.velocities[i] = v;
-            }
+        if self.momentum > 0.0 {
+            slots.push(("velocity", 0.0));
         }
-        Ok(())
+        slots
     }
 
     fn learning_rate(&self) -> f64 {
-        self.params.learning_rate
+        self.learning_rate
     }
 
     fn set_learning_rate(&mut self, lr: f64) {
-        self.params.learning_rate = lr;
-    }
-}
-
-impl OptimizerState for RmsProp {
-    fn iterations(&self) -> u64 {
-        self.step
+        self.learning_rate = lr;
     }
 
-    fn state(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out = vec![state::step_entry(NAME, self.step)?];
-        state::push_slot(&mut out, NAME, "mean_square", &self.mean_squares);
-        state::push_slot(&mut out, NAME, "mean_gradient", &self.mean_gradients);
-        state::push_slot(&mut out, NAME, "velocity", &self.velocities);
-        Ok(out)
+    fn coefficients(&self, _: u64, _: &mut [f64]) {}
+
+    fn update_slice(&self, _: &(), w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
+        let wg = w.iter_mut().zip(g);
+        match (self.centered, slots) {
+            (_, [s]) => wg.zip(s.iter_mut()).for_each(|((w, &g), s)| self.element(w, g, s, None, None)),
+            (true, [s, m]) => {
+                wg.zip(s.iter_mut()).zip(m.iter_mut()).for_each(|(((w, &g), s), m)| self.element(w, g, s, Some(m), None))
+            }
+            (false, [s, v]) => {
+                wg.zip(s.iter_mut()).zip(v.iter_mut()).for_each(|(((w, &g), s), v)| self.element(w, g, s, None, Some(v)))
+            }
+            (_, [s, m, v]) => wg
+                .zip(s.iter_mut())
+                .zip(m.iter_mut())
+                .zip(v.iter_mut())
+                .for_each(|((((w, &g), s), m), v)| self.element(w, g, s, Some(m), Some(v))),
+            _ => unreachable!("RMSProp has one to three slots"),
+        }
     }
 
-    fn load_state(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        let step = state::read_step(saved, NAME)?;
-        let mean_squares = state::read_slot(saved, NAME, "mean_square", &self.vars)?;
-        let mean_gradients = if self.params.centered {
-            state::read_slot(saved, NAME, "mean_gradient", &self.vars)?
-        } else {
-            Vec::new()
+    fn update_tensors(&self, _: &(), w: &Tensor, g: &Tensor, slots: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut slots = slots.iter();
+        let mut next = || slots.next().ok_or_else(|| candle_core::Error::Msg("RMSProp: missing slot".into()));
+        let s = next()?.affine(self.rho, 0.0)?.add(&g.sqr()?.affine(1.0 - self.rho, 0.0)?)?;
+        let m = if self.centered { Some(next()?.affine(self.rho, 0.0)?.add(&g.affine(1.0 - self.rho, 0.0)?)?) } else { None };
+        let d = match &m {
+            Some(m) => s.sub(&m.sqr()?)?,
+            None => s.clone(),
         };
-        let velocities = if self.params.momentum > 0.0 {
-            state::read_slot(saved, NAME, "velocity", &self.vars)?
+        let lr_g = g.affine(self.learning_rate, 0.0)?;
+        let (w, v) = if self.momentum > 0.0 {
+            let v = next()?.affine(self.momentum, 0.0)?.add(&lr_g.div(&d.affine(1.0, self.epsilon)?.sqrt()?)?)?;
+            (w.sub(&v)?, Some(v))
         } else {
-            Vec::new()
+            (w.sub(&lr_g.div(&d.sqrt()?.affine(1.0, self.epsilon)?)?)?, None)
         };
-        self.step = step;
-        self.mean_squares = mean_squares;
-        self.mean_gradients = mean_gradients;
-        self.velocities = velocities;
-        Ok(())
+        Ok((w, [Some(s), m, v].into_iter().flatten().collect()))
     }
 }

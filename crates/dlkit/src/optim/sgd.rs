@@ -1,12 +1,10 @@
 //! Stochastic gradient descent with optional (Nesterov) momentum, as Keras's `SGD`.
 
-use std::collections::HashMap;
-
-use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::state::{self, OptimizerState};
-use super::{check_fraction, check_learning_rate, trainable};
+use super::rule::{SlotOptimizer, UpdateRule};
+use super::{check_fraction, check_learning_rate};
 
 /// Hyperparameters of [`Sgd`]. `Default` is Keras's `SGD()`: η = 0.01, μ = 0, no Nesterov.
 ///
@@ -33,99 +31,65 @@ impl Default for SgdParams {
     }
 }
 
-impl SgdParams {
-    /// Check every hyperparameter; an invalid one is an `Error::Config` naming it.
-    pub fn validate(&self) -> crate::Result<()> {
+/// Stochastic gradient descent with optional momentum (see [`SgdParams`] for the update rule).
+pub type Sgd = SlotOptimizer<SgdParams>;
+
+impl UpdateRule for SgdParams {
+    const NAME: &'static str = "sgd";
+    type Coefficients = ();
+
+    fn validate(&self) -> crate::Result<()> {
         check_learning_rate("SGD", self.learning_rate)?;
         check_fraction("SGD", "momentum", self.momentum)
     }
-}
 
-/// Stochastic gradient descent with optional momentum (see [`SgdParams`] for the update rule).
-#[derive(Debug)]
-pub struct Sgd {
-    vars: Vec<Var>,
-    /// Velocity v per variable; empty when μ = 0.
-    velocities: Vec<Tensor>,
-    params: SgdParams,
-    step: u64,
-}
-
-/// Name used in saved state.
-const NAME: &str = "sgd";
-
-/// One SGD update of weight `w` with gradient `g` and velocity `v` (present iff μ > 0):
-/// returns the new weight and the new velocity.
-fn sgd_update(w: &Tensor, g: &Tensor, v: Option<&Tensor>, p: &SgdParams) -> Result<(Tensor, Option<Tensor>)> {
-    let lr_g = g.affine(p.learning_rate, 0.0)?;
-    match v {
-        None => Ok((w.sub(&lr_g)?, None)),
-        Some(v) => {
-            let v = v.affine(p.momentum, 0.0)?.sub(&lr_g)?;
-            let w = if p.nesterov { w.add(&v.affine(p.momentum, 0.0)?)?.sub(&lr_g)? } else { w.add(&v)? };
-            Ok((w, Some(v)))
+    fn slots(&self) -> Vec<(&'static str, f64)> {
+        if self.momentum > 0.0 {
+            vec![("velocity", 0.0)]
+        } else {
+            Vec::new()
         }
-    }
-}
-
-impl Sgd {
-    /// The hyperparameters in use.
-    pub fn params(&self) -> &SgdParams {
-        &self.params
-    }
-}
-
-impl candle_nn::Optimizer for Sgd {
-    type Config = SgdParams;
-
-    fn new(vars: Vec<Var>, params: SgdParams) -> Result<Self> {
-        params.validate()?;
-        let vars = trainable(vars);
-        let velocities = if params.momentum > 0.0 { state::filled_like(&vars, 0.0)? } else { Vec::new() };
-        Ok(Self { vars, velocities, params, step: 0 })
-    }
-
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.step += 1;
-        for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = super::detached_gradient(grads, var) else { continue };
-            let g = &g;
-            let w = var.as_tensor().detach();
-            let (w, v) = sgd_update(&w, g, self.velocities.get(i), &self.params)?;
-            var.set(&w)?;
-            if let Some(v) = v {
-                self.velocities[i] = v;
-            }
-        }
-        Ok(())
     }
 
     fn learning_rate(&self) -> f64 {
-        self.params.learning_rate
+        self.learning_rate
     }
 
     fn set_learning_rate(&mut self, lr: f64) {
-        self.params.learning_rate = lr;
-    }
-}
-
-impl OptimizerState for Sgd {
-    fn iterations(&self) -> u64 {
-        self.step
+        self.learning_rate = lr;
     }
 
-    fn state(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out = vec![state::step_entry(NAME, self.step)?];
-        state::push_slot(&mut out, NAME, "velocity", &self.velocities);
-        Ok(out)
-    }
+    fn coefficients(&self, _: u64, _: &mut [f64]) {}
 
-    fn load_state(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        let step = state::read_step(saved, NAME)?;
-        if self.params.momentum > 0.0 {
-            self.velocities = state::read_slot(saved, NAME, "velocity", &self.vars)?;
+    fn update_slice(&self, _: &(), w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
+        let (lr, mu) = (self.learning_rate as f32, self.momentum as f32);
+        match slots {
+            [] => w.iter_mut().zip(g).for_each(|(w, &g)| *w -= lr * g),
+            [v] if self.nesterov => {
+                for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+                    *v = mu * *v - lr * g;
+                    *w += mu * *v - lr * g;
+                }
+            }
+            [v] => {
+                for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+                    *v = mu * *v - lr * g;
+                    *w += *v;
+                }
+            }
+            _ => unreachable!("SGD has one slot with momentum, none without"),
         }
-        self.step = step;
-        Ok(())
+    }
+
+    fn update_tensors(&self, _: &(), w: &Tensor, g: &Tensor, slots: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
+        let lr_g = g.affine(self.learning_rate, 0.0)?;
+        match slots.first() {
+            None => Ok((w.sub(&lr_g)?, Vec::new())),
+            Some(v) => {
+                let v = v.affine(self.momentum, 0.0)?.sub(&lr_g)?;
+                let w = if self.nesterov { w.add(&v.affine(self.momentum, 0.0)?)?.sub(&lr_g)? } else { w.add(&v)? };
+                Ok((w, vec![v]))
+            }
+        }
     }
 }

@@ -132,9 +132,11 @@ pub(crate) fn read_slot(
         .collect()
 }
 
-/// A tensor of `value` shaped like each variable (initial moments, accumulators).
-pub(crate) fn filled_like(vars: &[Var], value: f64) -> Result<Vec<Tensor>> {
-    vars.iter()
-        .map(|v| if value == 0.0 { v.zeros_like() } else { v.ones_like()?.affine(value, 0.0) })
-        .collect()
+/// A tensor of `value` shaped like the variable (an initial moment or accumulator).
+pub(crate) fn filled(var: &Var, value: f64) -> Result<Tensor> {
+    if value == 0.0 {
+        var.zeros_like()
+    } else {
+        var.ones_like()?.affine(value, 0.0)
+    }
 }
