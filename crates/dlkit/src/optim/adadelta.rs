@@ -3,7 +3,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::rule::{SlotOptimizer, UpdateRule};
+use super::rule::{learning_rate_field, SlotOptimizer, UpdateRule};
 use super::{check_epsilon, check_fraction, check_learning_rate};
 
 /// Hyperparameters of [`AdaDelta`]. `Default` is Keras's `Adadelta()`: η = 0.001, ρ = 0.95, ε = 1e-7.
@@ -51,15 +51,7 @@ impl UpdateRule for AdaDeltaParams {
         vec![("gradient_average", 0.0), ("update_average", 0.0)]
     }
 
-    fn learning_rate(&self) -> f64 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.learning_rate = lr;
-    }
-
-    fn coefficients(&self, _: u64, _: &mut [f64]) {}
+    learning_rate_field!();
 
     fn update_slice(&self, _: &(), w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         let (lr, rho, eps) = (self.learning_rate as f32, self.rho as f32, self.epsilon as f32);

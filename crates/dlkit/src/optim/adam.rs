@@ -3,7 +3,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::rule::{SlotOptimizer, UpdateRule};
+use super::rule::{learning_rate_field, SlotOptimizer, UpdateRule};
 use super::{check_epsilon, check_fraction, check_learning_rate};
 
 /// Hyperparameters of [`Adam`]. `Default` is Keras's `Adam()`:
@@ -62,13 +62,7 @@ impl UpdateRule for AdamParams {
         slots
     }
 
-    fn learning_rate(&self) -> f64 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.learning_rate = lr;
-    }
+    learning_rate_field!();
 
     fn coefficients(&self, t: u64, _: &mut [f64]) -> f64 {
         let t = t as f64;

@@ -3,7 +3,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::rule::{SlotOptimizer, UpdateRule};
+use super::rule::{learning_rate_field, SlotOptimizer, UpdateRule};
 use super::{check_epsilon, check_fraction, check_learning_rate};
 
 /// Hyperparameters of [`Nadam`]. `Default` is Keras's `Nadam()`:
@@ -49,7 +49,7 @@ impl NadamParams {
 pub type Nadam = SlotOptimizer<NadamParams>;
 
 /// The scalar coefficients of one Nadam step, the same for every variable.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct NadamCoefficients {
     /// Weight (1 − uₜ)/(1 − Πₜ) of the current gradient.
     gradient_weight: f64,
@@ -79,13 +79,7 @@ impl UpdateRule for NadamParams {
         vec![("momentum_product", 1.0)]
     }
 
-    fn learning_rate(&self) -> f64 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.learning_rate = lr;
-    }
+    learning_rate_field!();
 
     fn coefficients(&self, t: u64, carried: &mut [f64]) -> NadamCoefficients {
         let t = t as f64;

@@ -24,7 +24,7 @@ pub trait UpdateRule: Clone + std::fmt::Debug + Send + Sync {
     /// Name used in saved state (e.g. `adam`).
     const NAME: &'static str;
     /// Scalars computed once per step, the same for every variable (e.g. Adam's ηₜ).
-    type Coefficients: Copy + Send + Sync;
+    type Coefficients: Copy + Default + Send + Sync;
 
     /// Check every hyperparameter; an invalid one is an `Error::Config` naming it.
     fn validate(&self) -> crate::Result<()>;
@@ -38,13 +38,30 @@ pub trait UpdateRule: Clone + std::fmt::Debug + Send + Sync {
     fn learning_rate(&self) -> f64;
     /// Change the learning rate (schedules call this between steps).
     fn set_learning_rate(&mut self, lr: f64);
-    /// The coefficients of step `t` (1, 2, …), updating the carried scalars.
-    fn coefficients(&self, t: u64, carried: &mut [f64]) -> Self::Coefficients;
+    /// The coefficients of step `t` (1, 2, …), updating the carried scalars (none by default).
+    fn coefficients(&self, _t: u64, _carried: &mut [f64]) -> Self::Coefficients {
+        Self::Coefficients::default()
+    }
     /// The update on the CPU, in place, for one chunk: `w`, `g` and each slot have equal length.
     fn update_slice(&self, c: &Self::Coefficients, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]);
     /// The same update as tensor ops (any device): returns the new weight and slots.
     fn update_tensors(&self, c: &Self::Coefficients, w: &Tensor, g: &Tensor, slots: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)>;
 }
+
+/// The [`UpdateRule`] learning-rate accessors of a hyperparameter struct with a
+/// `learning_rate` field.
+macro_rules! learning_rate_field {
+    () => {
+        fn learning_rate(&self) -> f64 {
+            self.learning_rate
+        }
+
+        fn set_learning_rate(&mut self, lr: f64) {
+            self.learning_rate = lr;
+        }
+    };
+}
+pub(crate) use learning_rate_field;
 
 /// Where a variable's slots live: host vectors updated in place on the CPU, tensors elsewhere.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::rule::{SlotOptimizer, UpdateRule};
+use super::rule::{learning_rate_field, SlotOptimizer, UpdateRule};
 use super::{check_fraction, check_learning_rate};
 
 /// Hyperparameters of [`Sgd`]. `Default` is Keras's `SGD()`: η = 0.01, μ = 0, no Nesterov.
@@ -51,15 +51,7 @@ impl UpdateRule for SgdParams {
         }
     }
 
-    fn learning_rate(&self) -> f64 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.learning_rate = lr;
-    }
-
-    fn coefficients(&self, _: u64, _: &mut [f64]) {}
+    learning_rate_field!();
 
     fn update_slice(&self, _: &(), w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]]) {
         let (lr, mu) = (self.learning_rate as f32, self.momentum as f32);
