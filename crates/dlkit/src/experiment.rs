@@ -305,6 +305,9 @@ impl Experiment {
 
 /// `cpu`, `cuda` (GPU 0, an error without one) or `auto` (CUDA when available).
 pub fn device_from_name(name: &str) -> Result<Device> {
+    // The first dlkit call of every notebook: early enough for candle's thread pool to see the
+    // CPU settings (see `runtime`).
+    crate::runtime::tune_cpu();
     match name {
         "cpu" => Ok(Device::Cpu),
         "cuda" | "gpu" => Ok(Device::new_cuda(0)?),

@@ -10,7 +10,11 @@
 //!   the GEMM and convolution workers need next. [`tune_cpu`] lowers the spin limit to 1,000
 //!   (`CANDLE_BARRIER_POOL_SPIN_LIMIT`) unless the environment already sets it.
 //!
-//! `Trainer::fit`, the benchmarks and the `dlkit` binary call it; calling it again does nothing.
+//! candle reads the spin limit once, when its pool starts (on the first large element-wise op),
+//! so [`tune_cpu`] must come before any tensor work: the `dlkit` binary calls it first in
+//! `main`, notebooks through `experiment::device_from_name` (their first dlkit call), and
+//! `Trainer::fit` and the benchmarks call it again (a no-op by then; if the pool had already
+//! started, only the allocator settings take effect). Calling it again does nothing.
 
 use std::sync::Once;
 
@@ -24,8 +28,8 @@ pub fn tune_cpu() {
         tune_allocator();
         if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
             // SAFETY: `set_var` races with environment reads on other threads. It runs once,
-            // before candle's pool reads the variable on the first element-wise op, and dlkit
-            // starts no thread that reads the environment.
+            // from the thread that goes on to do the tensor work, and dlkit starts no thread
+            // that reads the environment; candle's pool reads the variable on that same thread.
             unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", BARRIER_POOL_SPIN_LIMIT) };
         }
     });

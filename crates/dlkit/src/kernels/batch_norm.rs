@@ -173,7 +173,8 @@ impl CustomOp3 for BatchNormOp {
 }
 
 /// Training-mode batch norm of a CPU `f32` tensor (`B × C × …`): returns the normalised output and
-/// the batch statistics (for the running averages).
+/// the batch statistics (for the running averages). CPU `f32` only: `models::layers::BatchNorm`
+/// uses candle's batch norm elsewhere.
 pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tensor, BatchStats)> {
     let stats = Arc::new(Mutex::new(BatchStats::default()));
     let op = BatchNormOp { eps: eps as f32, stats: stats.clone() };

@@ -87,7 +87,8 @@ impl ConvGeometry {
         let (s, p, w) = (self.stride, self.padding, self.width);
         let first = p.saturating_sub(kj).div_ceil(s);
         let end = (w + p).saturating_sub(kj).div_ceil(s).min(self.out_w());
-        first..end.max(first)
+        // Empty (and inside 0..Wo) when the tap never lands in the image.
+        first.min(end)..end
     }
 
     /// Visits every (column-matrix row, output row) pair: `f(segment, input_row, kj)` where
@@ -123,6 +124,9 @@ pub fn im2col(g: &ConvGeometry, image: &[f32], cols: &mut [f32]) {
         let valid = g.valid_columns(kj);
         dst[..valid.start].fill(0.0);
         dst[valid.end..].fill(0.0);
+        if valid.is_empty() {
+            return;
+        }
         let first = valid.start * g.stride + kj - g.padding;
         if g.stride == 1 {
             dst[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
@@ -142,6 +146,9 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], image: &mut [f32]) {
         let dst = &mut image[input_row * g.width..][..g.width];
         let src = &cols[segment];
         let valid = g.valid_columns(kj);
+        if valid.is_empty() {
+            return;
+        }
         let first = valid.start * g.stride + kj - g.padding;
         if g.stride == 1 {
             for (d, s) in dst[first..first + valid.len()].iter_mut().zip(&src[valid]) {
@@ -411,10 +418,15 @@ impl CustomOp3 for Conv2dOp {
         } else {
             None
         };
-        let (dw, db) = with_f32(x, self.name(), |x| with_f32(dy, self.name(), |dy| Ok(backward_kernel(&g, x, dy))))?;
-        let dw = Tensor::from_vec(dw, w.shape(), w.device())?;
-        let db = bias.track_op().then(|| Tensor::from_vec(db, bias.shape(), bias.device())).transpose()?;
-        Ok((dx, Some(dw), db))
+        let (dw, db) = if w.track_op() || bias.track_op() {
+            let (dw, db) = with_f32(x, self.name(), |x| with_f32(dy, self.name(), |dy| Ok(backward_kernel(&g, x, dy))))?;
+            let dw = w.track_op().then(|| Tensor::from_vec(dw, w.shape(), w.device())).transpose()?;
+            let db = bias.track_op().then(|| Tensor::from_vec(db, bias.shape(), bias.device())).transpose()?;
+            (dw, db)
+        } else {
+            (None, None)
+        };
+        Ok((dx, dw, db))
     }
 }
 
@@ -487,6 +499,8 @@ mod tests {
         agrees_with_candle(1, 1, 5, 5, 1, 5, 1, 2); // kernel as large as the image
         agrees_with_candle(2, 2, 6, 5, 3, 3, 1, 0); // 'valid' 3×3 stride 1: the wide rows are the image rows
         agrees_with_candle(2, 3, 4, 7, 2, 3, 1, 2); // more padding than 'same'
+        agrees_with_candle(2, 2, 1, 1, 3, 5, 2, 2); // stride 2, kernel wider than a 1×1 map
+        agrees_with_candle(1, 2, 2, 2, 2, 7, 2, 3); // stride 2, 7×7 kernel on a 2×2 input
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! - [`activation`]: ReLU and the residual add + ReLU with one-pass backward passes;
 //! - [`pool`]: max pooling with overlapping windows and its backward pass.
 //!
-//! They run on CPU `f32` tensors; on any other device or dtype the callers fall back to candle's
-//! own ops, so the same model code runs on CUDA.
+//! They run on CPU `f32` tensors ([`applies_to`]); the layers in `models::layers` check that and
+//! fall back to candle's own ops on any other device or dtype, so the same model code runs on CUDA.
 
 pub mod activation;
 pub mod batch_norm;

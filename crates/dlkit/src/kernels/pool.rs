@@ -1,8 +1,8 @@
 //! Max pooling on the CPU ('valid' windows, any kernel and stride), with its backward pass.
 //!
 //! The backward pass routes each output gradient to the first position of its window that
-//! holds the maximum (as PyTorch does), found again from the input and the output instead of
-//! storing indices.
+//! holds the maximum (as PyTorch does), found again from the input instead of storing indices.
+//! (candle's `maximum`, used by the fallback on other devices, splits it between tied maxima.)
 
 use super::{f32_slice, with_f32};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
@@ -35,8 +35,9 @@ impl Pool {
                 for ky in 0..self.kernel {
                     let row = (oy * self.stride + ky) * self.width + ox * self.stride;
                     for (kx, &v) in plane[row..row + self.kernel].iter().enumerate() {
-                        // `!(v <= best)` also takes a NaN, so NaNs propagate like in candle.
-                        if !(v <= best) {
+                        // `!(v <= best)` also takes a NaN, and a NaN once taken is kept, so a
+                        // NaN anywhere in the window comes out (as in candle and PyTorch).
+                        if !(v <= best) && !best.is_nan() {
                             best = v;
                             at = row + kx;
                         }
@@ -84,7 +85,8 @@ impl CustomOp1 for MaxPool {
 }
 
 /// Max pooling of `x` (`B × C × H × W`) over `kernel × kernel` windows moved by `stride`
-/// ('valid': windows stay inside the image), on CPU `f32` tensors.
+/// ('valid': windows stay inside the image). CPU `f32` tensors only: `models::layers::max_pool2d`
+/// picks this or a fallback for other devices.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     let (_, _, height, width) = x.dims4()?;
     if kernel == 0 || stride == 0 || kernel > height || kernel > width {
@@ -118,5 +120,12 @@ mod tests {
         expected[5] = 111.0;
         expected[15] = 1000.0;
         assert_eq!(g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), expected);
+    }
+
+    #[test]
+    fn a_nan_anywhere_in_the_window_comes_out() {
+        let x = Tensor::new(&[[[[f32::NAN, 1.0], [2.0, 3.0]]]], &Device::Cpu).unwrap();
+        let y = max_pool2d(&x, 2, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(y[0].is_nan(), "got {y:?}");
     }
 }

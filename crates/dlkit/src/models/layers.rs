@@ -85,7 +85,8 @@ impl Module for Conv2d {
 /// A 2-D convolution with bias, as Keras's `Conv2D(filters, kernel, strides, padding)` builds it.
 ///
 /// `'same'` pads `kernel / 2` on every side (the kernel must be odd). With stride 2 on an even
-/// input TensorFlow pads only the bottom/right; the output has the same size either way.
+/// input TensorFlow pads only the bottom/right: the output has the same size, but its windows
+/// sit one pixel up and left of TensorFlow's, so values differ slightly from Keras's there.
 pub fn conv2d(
     in_channels: usize,
     out_channels: usize,

@@ -38,7 +38,6 @@ impl Default for AdamParams {
     }
 }
 
-
 /// Adam (see [`AdamParams`] for the update rule).
 pub type Adam = SlotOptimizer<AdamParams>;
 

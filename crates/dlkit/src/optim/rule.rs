@@ -88,9 +88,15 @@ impl<R: UpdateRule> SlotOptimizer<R> {
     }
 
     /// Use tensor ops instead of the fused CPU pass (to compare the two; slower on the CPU).
+    /// The slots keep their values.
     pub fn with_tensor_ops(mut self) -> Result<Self> {
         self.fused = false;
-        self.slots = self.vars.iter().map(|v| self.device_slots(v)).collect::<Result<_>>()?;
+        for (var, slots) in self.vars.iter().zip(self.slots.iter_mut()) {
+            if let Slots::Host(host) = slots {
+                let tensors = host.iter().map(|h| Tensor::from_slice(h, var.shape(), var.device())).collect::<Result<_>>()?;
+                *slots = Slots::Device(tensors);
+            }
+        }
         Ok(self)
     }
 
@@ -107,13 +113,15 @@ impl<R: UpdateRule> SlotOptimizer<R> {
         }
     }
 
+    /// Slots as tensors on the variable's device.
     fn device_slots(&self, var: &Var) -> Result<Slots> {
         let tensors = self.rule.slots().iter().map(|&(_, init)| state::filled(var, init)).collect::<Result<_>>()?;
         Ok(Slots::Device(tensors))
     }
 }
 
-/// The fused CPU update of one variable, as an in-place op on the weight.
+/// The fused CPU update of one variable, as an in-place op on the weight. The slots sit behind
+/// a mutex only because `InplaceOp2::cpu_fwd` receives `&self`; nothing else locks it.
 struct FusedUpdate<'a, R: UpdateRule> {
     rule: &'a R,
     coefficients: R::Coefficients,
