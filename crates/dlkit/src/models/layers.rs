@@ -133,27 +133,26 @@ pub fn dense(inputs: usize, outputs: usize, init: KernelInit, vb: VarBuilder) ->
 /// evaluation and other devices use `candle_nn::BatchNorm` on the same variables.
 #[derive(Debug, Clone)]
 pub struct BatchNorm {
-    reference: candle_nn::BatchNorm,
-    running_mean: Var,
-    running_var: Var,
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
-    momentum: f64,
+    inner: candle_nn::BatchNorm,
 }
 
 impl BatchNorm {
     /// Training step on the CPU kernel: normalise with the batch statistics, then move the
-    /// running averages towards them.
+    /// running averages towards them (as `candle_nn::BatchNorm::forward_train` does).
     fn forward_train_cpu(&self, x: &Tensor) -> Result<Tensor> {
-        let (y, stats) = kernels::batch_norm::batch_norm_train(x, &self.weight, &self.bias, self.eps)?;
-        let m = self.momentum;
+        let Some((weight, bias)) = self.inner.weight_and_bias() else {
+            candle_core::bail!("batch norm without γ and β")
+        };
+        let (y, stats) = kernels::batch_norm::batch_norm_train(x, weight, bias, self.inner.eps())?;
+        let m = self.inner.momentum();
         let channels = stats.mean.len();
         let unbiased = stats.count as f64 / (stats.count.max(2) - 1) as f64;
         let mean = Tensor::from_vec(stats.mean, channels, x.device())?;
         let var = Tensor::from_vec(stats.variance, channels, x.device())?;
-        self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
-        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var * (m * unbiased))?)?)?;
+        // candle keeps the running statistics as variables: these `Var`s share their storage.
+        let (running_mean, running_var) = (self.inner.running_mean(), self.inner.running_var());
+        Var::from_tensor(running_mean)?.set(&((running_mean * (1.0 - m))? + (mean * m)?)?)?;
+        Var::from_tensor(running_var)?.set(&((running_var * (1.0 - m))? + (var * (m * unbiased))?)?)?;
         Ok(y)
     }
 }
@@ -163,7 +162,7 @@ impl ModuleT for BatchNorm {
         if train && kernels::applies_to(x) {
             self.forward_train_cpu(x)
         } else {
-            self.reference.forward_t(x, train)
+            self.inner.forward_t(x, train)
         }
     }
 }
@@ -176,29 +175,7 @@ pub fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
         affine: true,
         momentum: 1.0 - KERAS_BATCH_NORM_MOMENTUM,
     };
-    // As variables first, so that both views update the same running statistics.
-    let running_mean = Var::from_tensor(&vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?)?;
-    let running_var = Var::from_tensor(&vb.get_with_hints(channels, "running_var", Init::Const(1.0))?)?;
-    let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
-    let bias = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
-    let reference = candle_nn::BatchNorm::new_with_momentum(
-        channels,
-        running_mean.as_tensor().clone(),
-        running_var.as_tensor().clone(),
-        weight.clone(),
-        bias.clone(),
-        config.eps,
-        config.momentum,
-    )?;
-    Ok(BatchNorm {
-        reference,
-        running_mean,
-        running_var,
-        weight,
-        bias,
-        eps: config.eps,
-        momentum: config.momentum,
-    })
+    Ok(BatchNorm { inner: candle_nn::batch_norm(channels, config, vb)? })
 }
 
 /// Keras's L2 kernel regulariser summed over layers: λ·Σ w² over the given kernels.
@@ -326,7 +303,7 @@ mod batch_norm_tests {
         let weights = Tensor::arange(0f32, 120.0, &dev).unwrap().reshape((2, 3, 4, 5)).unwrap().sin().unwrap();
 
         let y1 = fused.forward_t(&x, true).unwrap();
-        let y2 = reference.reference.forward_t(&x, true).unwrap();
+        let y2 = reference.inner.forward_t(&x, true).unwrap();
         let g1 = (&y1 * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let g2 = (&y2 * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let max_diff = |a: &Tensor, b: &Tensor| -> f32 {
@@ -334,11 +311,12 @@ mod batch_norm_tests {
         };
         assert!(max_diff(&y1, &y2) < 1e-5);
         assert!(max_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-5);
-        assert!(max_diff(g1.get(&fused.weight).unwrap(), g2.get(&reference.weight).unwrap()) < 1e-4);
-        assert!(max_diff(g1.get(&fused.bias).unwrap(), g2.get(&reference.bias).unwrap()) < 1e-4);
-        let (m1, m2) = (fused.running_mean.as_tensor(), reference.running_mean.as_tensor());
+        let ((w1, b1), (w2, b2)) = (fused.inner.weight_and_bias().unwrap(), reference.inner.weight_and_bias().unwrap());
+        assert!(max_diff(g1.get(w1).unwrap(), g2.get(w2).unwrap()) < 1e-4);
+        assert!(max_diff(g1.get(b1).unwrap(), g2.get(b2).unwrap()) < 1e-4);
+        let (m1, m2) = (fused.inner.running_mean(), reference.inner.running_mean());
         assert!(max_diff(m1, m2) < 1e-6, "running mean {m1} vs {m2}");
-        assert!(max_diff(fused.running_var.as_tensor(), reference.running_var.as_tensor()) < 1e-6);
+        assert!(max_diff(fused.inner.running_var(), reference.inner.running_var()) < 1e-6);
         // The running statistics moved away from their initial values, in the VarMap.
         let stored = fused_map.data().lock().unwrap().get("running_mean").unwrap().as_tensor().clone();
         assert!(max_diff(&stored, m1) == 0.0 && stored.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
