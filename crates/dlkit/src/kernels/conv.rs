@@ -230,12 +230,12 @@ impl ConvGeometry {
         }
     }
 
-    /// The shifted runs of a padded image: row `(c, ki, kj)` starts at pixel `(ki, kj)` of plane c.
-    fn runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let (plane, wp, n) = (self.padded_h() * self.padded_w(), self.padded_w(), self.lowered_len());
+    /// Where each shifted run of a padded image starts: row `(c, ki, kj)` of the column matrix is
+/// the `lowered_len()` values from pixel `(ki, kj)` of plane c.
+    fn run_starts(&self) -> impl Iterator<Item = usize> + '_ {
+        let (plane, wp) = (self.padded_h() * self.padded_w(), self.padded_w());
         (0..self.in_channels).flat_map(move |c| {
-            (0..self.kernel_h)
-                .flat_map(move |ki| (0..self.kernel_w).map(move |kj| (c * plane + ki * wp + kj, n)))
+            (0..self.kernel_h).flat_map(move |ki| (0..self.kernel_w).map(move |kj| c * plane + ki * wp + kj))
         })
     }
 
@@ -245,8 +245,9 @@ impl ConvGeometry {
             Lowering::Pointwise => image,
             Lowering::Wide => {
                 self.pad(image, &mut s.padded);
-                s.cols.resize(self.patch_len() * self.lowered_len(), 0.0);
-                for ((start, n), row) in self.runs().zip(s.cols.chunks_mut(self.lowered_len())) {
+                let n = self.lowered_len();
+                s.cols.resize(self.patch_len() * n, 0.0);
+                for (start, row) in self.run_starts().zip(s.cols.chunks_mut(n)) {
                     row.copy_from_slice(&s.padded[start..start + n]);
                 }
                 &s.cols
@@ -282,7 +283,8 @@ impl ConvGeometry {
             Lowering::Wide => {
                 padded.clear();
                 padded.resize(self.padded_len(), 0.0);
-                for ((start, n), row) in self.runs().zip(dcols.chunks(self.lowered_len())) {
+                let n = self.lowered_len();
+                for (start, row) in self.run_starts().zip(dcols.chunks(n)) {
                     padded[start..start + n].iter_mut().zip(row).for_each(|(d, s)| *d += s);
                 }
                 let (h, w, p, wp) = (self.height, self.width, self.padding, self.padded_w());
@@ -325,51 +327,65 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32>
     out
 }
 
-/// Input gradient: `dy` (`B × O × Ho × Wo`) and `w` → `dx` (`B × C × H × W`).
-pub fn backward_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
-    let mut dx = vec![0f32; g.batch * g.image_len()];
-    dx.par_chunks_mut(g.image_len()).zip(dy.par_chunks(o * n)).for_each_init(Scratch::default, |s, (dx, dy)| {
-        let dy = g.lowered_output(dy, &mut s.wide);
-        if g.lowering() == Lowering::Pointwise {
-            matmul(p, m, o, dx, MatRef::transposed(w, p), MatRef::rows(dy, m), false);
-        } else {
-            s.cols.resize(p * m, 0.0);
-            matmul(p, m, o, &mut s.cols, MatRef::transposed(w, p), MatRef::rows(dy, m), false);
-            g.add_columns(&s.cols, dx, &mut s.padded);
-        }
-    });
-    dx
+/// The gradients of one convolution (see [`backward`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gradients {
+    /// Input gradient (`B × C × H × W`), when asked for.
+    pub input: Option<Vec<f32>>,
+    /// Kernel gradient (`O × C × kh × kw`), when asked for.
+    pub kernel: Option<Vec<f32>>,
+    /// Bias gradient (`O`), with the kernel gradient.
+    pub bias: Option<Vec<f32>>,
 }
 
-/// Kernel and bias gradients: `x` and `dy` → (`dw` shaped like the kernel, `db` of length `O`).
-pub fn backward_kernel(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+/// Backward pass from `x`, `w` and the output gradient `dy` (`B × O × Ho × Wo`), in one pass
+/// over the images (each output gradient is lowered once for both products):
+/// `dx = col2im(Wᵀ · dY)` when `input` is set, and `dW = Σ dY · colsᵀ`, `db = Σ dY` when `kernel`
+/// is set.
+pub fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: bool, kernel: bool) -> Gradients {
     let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
-    x.par_chunks(g.image_len())
-        .zip(dy.par_chunks(o * n))
+    let mut dx = if input { vec![0f32; g.batch * g.image_len()] } else { Vec::new() };
+    let dx_images: Vec<Option<&mut [f32]>> = if input {
+        dx.chunks_mut(g.image_len()).map(Some).collect()
+    } else {
+        (0..g.batch).map(|_| None).collect()
+    };
+    let kernel_sums = || (vec![0f32; if kernel { o * p } else { 0 }], vec![0f32; if kernel { o } else { 0 }]);
+    let (dw, db) = dx_images
+        .into_par_iter()
+        .zip(x.par_chunks(g.image_len()).zip(dy.par_chunks(o * n)))
         .fold(
-            || (vec![0f32; o * p], vec![0f32; o], Scratch::default()),
-            |(mut dw, mut db, mut s), (image, dy)| {
-                for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
-                    *d += row.iter().sum::<f32>();
-                }
+            || (kernel_sums(), Scratch::default()),
+            |((mut dw, mut db), mut s), (dx, (image, dy))| {
                 let mut wide = std::mem::take(&mut s.wide);
-                let dy = g.lowered_output(dy, &mut wide);
-                let cols = g.columns(image, &mut s);
-                matmul(o, p, m, &mut dw, MatRef::rows(dy, m), MatRef::transposed(cols, m), true);
+                let dy_lowered = g.lowered_output(dy, &mut wide);
+                if kernel {
+                    for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
+                        *d += row.iter().sum::<f32>();
+                    }
+                    let cols = g.columns(image, &mut s);
+                    matmul(o, p, m, &mut dw, MatRef::rows(dy_lowered, m), MatRef::transposed(cols, m), true);
+                }
+                if let Some(dx) = dx {
+                    if g.lowering() == Lowering::Pointwise {
+                        matmul(p, m, o, dx, MatRef::transposed(w, p), MatRef::rows(dy_lowered, m), false);
+                    } else {
+                        s.cols.resize(p * m, 0.0);
+                        matmul(p, m, o, &mut s.cols, MatRef::transposed(w, p), MatRef::rows(dy_lowered, m), false);
+                        g.add_columns(&s.cols, dx, &mut s.padded);
+                    }
+                }
                 s.wide = wide;
-                (dw, db, s)
+                ((dw, db), s)
             },
         )
-        .map(|(dw, db, _)| (dw, db))
-        .reduce(
-            || (vec![0f32; o * p], vec![0f32; o]),
-            |(mut dw, mut db), (dw2, db2)| {
-                dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
-                db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
-                (dw, db)
-            },
-        )
+        .map(|(sums, _)| sums)
+        .reduce(kernel_sums, |(mut dw, mut db), (dw2, db2)| {
+            dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
+            db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
+            (dw, db)
+        });
+    Gradients { input: input.then_some(dx), kernel: kernel.then_some(dw), bias: kernel.then_some(db) }
 }
 
 /// The convolution as a candle custom op on (input, kernel, bias).
@@ -412,20 +428,14 @@ impl CustomOp3 for Conv2dOp {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = ConvGeometry::new(x.shape(), w.shape(), self.stride, self.padding)?;
-        let dx = if x.track_op() {
-            let dx = with_f32(dy, self.name(), |dy| with_f32(w, self.name(), |w| Ok(backward_input(&g, dy, w))))?;
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
-        } else {
-            None
+        let (input, kernel) = (x.track_op(), w.track_op() || bias.track_op());
+        let grads = with_f32(x, self.name(), |xv| {
+            with_f32(w, self.name(), |wv| with_f32(dy, self.name(), |dyv| Ok(backward(&g, xv, wv, dyv, input, kernel))))
+        })?;
+        let tensor = |values: Option<Vec<f32>>, like: &Tensor| -> Result<Option<Tensor>> {
+            values.filter(|_| like.track_op()).map(|v| Tensor::from_vec(v, like.shape(), like.device())).transpose()
         };
-        let (dw, db) = if w.track_op() || bias.track_op() {
-            let (dw, db) = with_f32(x, self.name(), |x| with_f32(dy, self.name(), |dy| Ok(backward_kernel(&g, x, dy))))?;
-            let dw = w.track_op().then(|| Tensor::from_vec(dw, w.shape(), w.device())).transpose()?;
-            let db = bias.track_op().then(|| Tensor::from_vec(db, bias.shape(), bias.device())).transpose()?;
-            (dw, db)
-        } else {
-            (None, None)
-        };
+        let (dx, dw, db) = (tensor(grads.input, x)?, tensor(grads.kernel, w)?, tensor(grads.bias, bias)?);
         Ok((dx, dw, db))
     }
 }
@@ -487,6 +497,11 @@ mod tests {
         close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), "input gradient");
         close(g1.get(&wt).unwrap(), g2.get(&wt).unwrap(), "kernel gradient");
         close(g1.get(&bias).unwrap(), g2.get(&bias).unwrap(), "bias gradient");
+        // An input that needs no gradient (the images): the same kernel gradient, no input one.
+        let g3 = (&conv2d(&x.detach(), &wt, Some(&bias), stride, pad).unwrap() * &weights)
+            .unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(g3.get(&x).is_none());
+        close(g3.get(&wt).unwrap(), g1.get(&wt).unwrap(), "kernel gradient without input gradient");
     }
 
     #[test]
