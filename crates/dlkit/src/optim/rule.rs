@@ -70,6 +70,16 @@ enum Slots {
     Device(Vec<Tensor>),
 }
 
+impl Slots {
+    /// The slots as tensors shaped like `var` (host slots are copied).
+    fn tensors(&self, var: &Var) -> Result<Vec<Tensor>> {
+        match self {
+            Slots::Host(host) => host.iter().map(|h| Tensor::from_slice(h, var.shape(), var.device())).collect(),
+            Slots::Device(tensors) => Ok(tensors.clone()),
+        }
+    }
+}
+
 /// An optimizer from an element-wise rule: `Adam` is `SlotOptimizer<AdamParams>`, and so on.
 #[derive(Debug)]
 pub struct SlotOptimizer<R: UpdateRule> {
@@ -92,10 +102,7 @@ impl<R: UpdateRule> SlotOptimizer<R> {
     pub fn with_tensor_ops(mut self) -> Result<Self> {
         self.fused = false;
         for (var, slots) in self.vars.iter().zip(self.slots.iter_mut()) {
-            if let Slots::Host(host) = slots {
-                let tensors = host.iter().map(|h| Tensor::from_slice(h, var.shape(), var.device())).collect::<Result<_>>()?;
-                *slots = Slots::Device(tensors);
-            }
+            *slots = Slots::Device(slots.tensors(var)?);
         }
         Ok(self)
     }
@@ -209,16 +216,9 @@ impl<R: UpdateRule> OptimizerState for SlotOptimizer<R> {
         for (&(name, _), value) in self.rule.carried().iter().zip(&self.carried) {
             out.push(state::scalar_entry(R::NAME, name, *value)?);
         }
+        let per_var = self.vars.iter().zip(&self.slots).map(|(var, slots)| slots.tensors(var)).collect::<Result<Vec<_>>>()?;
         for (k, &(slot, _)) in self.rule.slots().iter().enumerate() {
-            let tensors = self
-                .vars
-                .iter()
-                .zip(&self.slots)
-                .map(|(var, slots)| match slots {
-                    Slots::Host(host) => Tensor::from_slice(&host[k], var.shape(), var.device()),
-                    Slots::Device(tensors) => Ok(tensors[k].clone()),
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let tensors: Vec<Tensor> = per_var.iter().map(|slots| slots[k].clone()).collect();
             state::push_slot(&mut out, R::NAME, slot, &tensors);
         }
         Ok(out)
