@@ -38,6 +38,18 @@ pub struct Measurement {
     pub gbytes: Option<f64>,
 }
 
+impl Measurement {
+    /// `items` processed in `seconds` (samples, parameters, images), with no FLOP or byte count.
+    pub fn new(workload: impl Into<String>, batch: usize, seconds: f64, items: f64) -> Self {
+        Measurement { workload: workload.into(), batch, seconds, rate: items / seconds, gflops: None, gbytes: None }
+    }
+
+    /// With the memory traffic: `bytes` moved per repetition.
+    pub fn with_bytes(self, bytes: f64) -> Self {
+        Measurement { gbytes: Some(bytes / self.seconds / 1e9), ..self }
+    }
+}
+
 /// How long to measure.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchOptions {
@@ -112,10 +124,9 @@ pub fn training_steps(device: &Device, options: BenchOptions, only: Option<&str>
             adam.backward_step(&loss)?;
             Ok(())
         })?;
-        let rate = batch as f64 / seconds;
-        let gflops = macs.map(|m| 3.0 * 2.0 * m as f64 * rate / 1e9);
-        eprintln!("  {name} batch {batch}: {rate:.1} samples/s");
-        out.push(Measurement { workload: format!("train step: {name}"), batch, seconds, rate, gflops, gbytes: None });
+        let m = Measurement::new(format!("train step: {name}"), batch, seconds, batch as f64);
+        eprintln!("  {name} batch {batch}: {:.1} samples/s", m.rate);
+        out.push(Measurement { gflops: macs.map(|macs| 3.0 * 2.0 * macs as f64 * m.rate / 1e9), ..m });
     }
     Ok(out)
 }
@@ -138,14 +149,8 @@ pub fn optimizer_updates(device: &Device, options: BenchOptions) -> Result<Vec<M
         let slot_values: usize =
             opt.state()?.iter().filter(|(_, t)| t.dtype() == DType::F32).map(|(_, t)| t.elem_count()).sum();
         let bytes_per_param = 4.0 * (3.0 + 2.0 * slot_values as f64 / params as f64);
-        out.push(Measurement {
-            workload: format!("update: {name} ({:.1} M params, {bytes_per_param:.0} B each)", params as f64 / 1e6),
-            batch: 0,
-            seconds,
-            rate: params as f64 / seconds,
-            gflops: None,
-            gbytes: Some(bytes_per_param * params as f64 / seconds / 1e9),
-        });
+        let workload = format!("update: {name} ({:.1} M params, {bytes_per_param:.0} B each)", params as f64 / 1e6);
+        out.push(Measurement::new(workload, 0, seconds, params as f64).with_bytes(bytes_per_param * params as f64));
     }
     Ok(out)
 }
@@ -165,14 +170,7 @@ pub fn memory_bandwidth(options: BenchOptions) -> Result<Measurement> {
         Ok(())
     })?;
     std::hint::black_box(&a);
-    Ok(Measurement {
-        workload: "memory bandwidth (a += s·b in place, 2 × 64 MiB)".into(),
-        batch: 0,
-        seconds,
-        rate: n as f64 / seconds,
-        gflops: None,
-        gbytes: Some(12.0 * n as f64 / seconds / 1e9),
-    })
+    Ok(Measurement::new("memory bandwidth (a += s·b in place, 2 × 64 MiB)", 0, seconds, n as f64).with_bytes(12.0 * n as f64))
 }
 
 /// Time loading CIFAR-10: the official binary format (a 10,000-record batch file written to a
@@ -192,14 +190,7 @@ pub fn data_loading(options: BenchOptions) -> Result<Vec<Measurement>> {
     let seconds = median_seconds(options, &Device::Cpu, || crate::data::cifar::read_batch(&file).map(|_| ()));
     let _ = std::fs::remove_dir_all(&dir);
     let seconds = seconds?;
-    out.push(Measurement {
-        workload: "load: CIFAR-10 binary batch (10,000 images)".into(),
-        batch: 0,
-        seconds,
-        rate: records as f64 / seconds,
-        gflops: None,
-        gbytes: None,
-    });
+    out.push(Measurement::new("load: CIFAR-10 binary batch (10,000 images)", 0, seconds, records as f64));
     let folder = crate::data::data_root().join("cifar10-jpg").join("test");
     if folder.is_dir() {
         let mut images = 0;
@@ -207,14 +198,7 @@ pub fn data_loading(options: BenchOptions) -> Result<Vec<Measurement>> {
             images = crate::data::folder::load_split(&folder, None)?.len();
             Ok(())
         })?;
-        out.push(Measurement {
-            workload: format!("load: CIFAR-10 JPEG folder ({images} images)"),
-            batch: 0,
-            seconds,
-            rate: images as f64 / seconds,
-            gflops: None,
-            gbytes: None,
-        });
+        out.push(Measurement::new(format!("load: CIFAR-10 JPEG folder ({images} images)"), 0, seconds, images as f64));
     } else {
         eprintln!("  (no {}: JPEG decoding not measured)", folder.display());
     }
@@ -233,7 +217,7 @@ pub fn augmentation(device: &Device, options: BenchOptions) -> Result<Vec<Measur
     ] {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let seconds = median_seconds(options, device, || aug.apply(&x, &y, &mut rng).map(|_| ()))?;
-        out.push(Measurement { workload: name.into(), batch: 64, seconds, rate: 64.0 / seconds, gflops: None, gbytes: None });
+        out.push(Measurement::new(name, 64, seconds, 64.0));
     }
     Ok(out)
 }
