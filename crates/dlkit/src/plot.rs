@@ -108,27 +108,83 @@ fn tick_label(v: f64) -> String {
 /// Where the legend box sits inside the plotting area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LegendPosition {
-    /// Top right corner (the default: falling curves leave it empty).
+    /// The place among the six below that covers the fewest data (the default; see
+    /// [`least_covered_position`]).
     #[default]
+    Auto,
+    /// Top right corner.
     UpperRight,
     /// Top left corner.
     UpperLeft,
-    /// Bottom right corner (for rising curves such as accuracy).
+    /// Bottom right corner.
     LowerRight,
     /// Bottom left corner.
     LowerLeft,
+    /// Right edge, half way up.
+    MiddleRight,
+    /// Left edge, half way up.
+    MiddleLeft,
 }
 
 impl LegendPosition {
-    /// The matching plotters position.
+    /// The fixed places `Auto` chooses from, in order of preference, with the part of the plot
+    /// (x from, x to, y from, y to, as fractions of the axes) a legend there may cover.
+    const PLACES: [(LegendPosition, [f64; 4]); 6] = [
+        (LegendPosition::UpperRight, [0.6, 1.0, 0.6, 1.0]),
+        (LegendPosition::UpperLeft, [0.0, 0.4, 0.6, 1.0]),
+        (LegendPosition::LowerRight, [0.6, 1.0, 0.0, 0.4]),
+        (LegendPosition::LowerLeft, [0.0, 0.4, 0.0, 0.4]),
+        (LegendPosition::MiddleRight, [0.6, 1.0, 0.3, 0.7]),
+        (LegendPosition::MiddleLeft, [0.0, 0.4, 0.3, 0.7]),
+    ];
+
+    /// The matching plotters position (`Auto` must be resolved first; it maps to upper right).
     fn to_plotters(self) -> SeriesLabelPosition {
         match self {
-            LegendPosition::UpperRight => SeriesLabelPosition::UpperRight,
+            LegendPosition::Auto | LegendPosition::UpperRight => SeriesLabelPosition::UpperRight,
             LegendPosition::UpperLeft => SeriesLabelPosition::UpperLeft,
             LegendPosition::LowerRight => SeriesLabelPosition::LowerRight,
             LegendPosition::LowerLeft => SeriesLabelPosition::LowerLeft,
+            LegendPosition::MiddleRight => SeriesLabelPosition::MiddleRight,
+            LegendPosition::MiddleLeft => SeriesLabelPosition::MiddleLeft,
         }
     }
+}
+
+/// The legend place (see [`LegendPosition::PLACES`]) that the fewest drawn lines pass under:
+/// every polyline is sampled at 16 points per segment, in axis fractions (log axes in
+/// decades); ties go to the earlier place, so a falling curve keeps its legend top right.
+pub fn least_covered_position(
+    lines: &[Vec<(f64, f64)>],
+    (x, y): (&std::ops::Range<f64>, &std::ops::Range<f64>),
+    (log_x, log_y): (bool, bool),
+) -> LegendPosition {
+    let fraction = |v: f64, r: &std::ops::Range<f64>, log: bool| {
+        if log { (v.log10() - r.start.log10()) / (r.end.log10() - r.start.log10()) } else { (v - r.start) / (r.end - r.start) }
+    };
+    let mut samples = Vec::new();
+    for line in lines {
+        let points: Vec<(f64, f64)> = line
+            .iter()
+            .filter(|(a, b)| a.is_finite() && b.is_finite())
+            .map(|&(a, b)| (fraction(a, x, log_x), fraction(b, y, log_y)))
+            .collect();
+        samples.extend(points.first().copied());
+        for pair in points.windows(2) {
+            let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+            samples.extend((1..=16).map(|k| {
+                let t = k as f64 / 16.0;
+                (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+            }));
+        }
+    }
+    let covered = |[x0, x1, y0, y1]: [f64; 4]| {
+        samples.iter().filter(|&&(a, b)| (x0..=x1).contains(&a) && (y0..=y1).contains(&b)).count()
+    };
+    LegendPosition::PLACES
+        .iter()
+        .min_by_key(|(_, area)| covered(*area))
+        .map_or(LegendPosition::UpperRight, |(place, _)| *place)
 }
 
 /// One axis: the range of its values, padded by `margin` (a fraction of the span, or of the
@@ -313,7 +369,7 @@ impl LineChart {
         self
     }
 
-    /// Move the legend (default: upper right).
+    /// Place the legend (default: [`LegendPosition::Auto`], where it covers the fewest lines).
     pub fn legend(mut self, position: LegendPosition) -> Self {
         self.legend = position;
         self
@@ -390,16 +446,24 @@ impl LineChart {
         root: &DrawingArea<DB, Shift>,
         (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
     ) -> Result<()> {
+        let spans = (x.clone(), y.clone());
         match (self.log_x, self.log_y) {
-            (false, false) => self.draw_with(root, x.clone(), y, x),
-            (true, false) => self.draw_with(root, x.clone().log_scale(), y, x),
-            (false, true) => self.draw_with(root, x.clone(), y.log_scale(), x),
-            (true, true) => self.draw_with(root, x.clone().log_scale(), y.log_scale(), x),
+            (false, false) => self.draw_with(root, x, y, spans),
+            (true, false) => self.draw_with(root, x.log_scale(), y, spans),
+            (false, true) => self.draw_with(root, x, y.log_scale(), spans),
+            (true, true) => self.draw_with(root, x.log_scale(), y.log_scale(), spans),
         }
     }
 
-    /// Draw with the given axis specifications; `x_span` is where reference lines start and end.
-    fn draw_with<DB, X, Y>(&self, root: &DrawingArea<DB, Shift>, x: X, y: Y, x_span: std::ops::Range<f64>) -> Result<()>
+    /// Draw with the given axis specifications; `spans` are the axes' ranges (reference lines run
+    /// across `x_span`; the automatic legend place is worked out in them).
+    fn draw_with<DB, X, Y>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        x: X,
+        y: Y,
+        (x_span, y_span): (std::ops::Range<f64>, std::ops::Range<f64>),
+    ) -> Result<()>
     where
         DB: DrawingBackend,
         X: AsRangedCoord<Value = f64>,
@@ -451,9 +515,17 @@ impl LineChart {
                         + PathElement::new(vec![(15, 0), (24, 0)], style)
                 });
         }
+        let legend = match self.legend {
+            LegendPosition::Auto => {
+                let mut lines: Vec<Vec<(f64, f64)>> = self.series.iter().map(|s| s.points.clone()).collect();
+                lines.extend(self.reference_lines.iter().map(|r| vec![(x_span.start, r.y), (x_span.end, r.y)]));
+                least_covered_position(&lines, (&x_span, &y_span), (self.log_x, self.log_y))
+            }
+            fixed => fixed,
+        };
         chart
             .configure_series_labels()
-            .position(self.legend.to_plotters())
+            .position(legend.to_plotters())
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
             .label_font((FONT_FAMILY, 14))
@@ -662,6 +734,24 @@ mod tests {
             let body = &t[t.find('>')? + 1..];
             Some(body[..body.find("</text>")?].trim().to_string())
         }).collect()
+    }
+
+    #[test]
+    fn automatic_legend_goes_where_the_lines_are_not() {
+        let unit = (&(0.0..1.0), &(0.0..1.0));
+        // A falling curve leaves the top right empty: the first choice.
+        let falling = vec![vec![(0.0, 0.95), (0.5, 0.3), (1.0, 0.05)]];
+        assert_eq!(least_covered_position(&falling, unit, (false, false)), LegendPosition::UpperRight);
+        // A rising one (accuracy) fills the top right and leaves the top left empty.
+        let rising = vec![vec![(0.0, 0.05), (0.5, 0.3), (1.0, 0.95)]];
+        assert_eq!(least_covered_position(&rising, unit, (false, false)), LegendPosition::UpperLeft);
+        // Flat curves along the top and a reference line along the bottom: half way up.
+        let flat = vec![vec![(0.0, 0.9), (1.0, 0.92)], vec![(0.0, 0.88), (1.0, 0.85)], vec![(0.0, 0.05), (1.0, 0.05)]];
+        assert_eq!(least_covered_position(&flat, unit, (false, false)), LegendPosition::MiddleRight);
+        // Log axes are measured in decades: 1e-5 … 1e-1 falls, so the top right stays free.
+        let decades = vec![vec![(1e-5, 2.0), (1e-3, 1.0), (1e-1, 0.1)]];
+        let ranges = (&(1e-5..1e-1), &(0.1..2.0));
+        assert_eq!(least_covered_position(&decades, ranges, (true, false)), LegendPosition::UpperRight);
     }
 
     #[test]
