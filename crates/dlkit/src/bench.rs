@@ -186,7 +186,7 @@ pub fn data_loading(options: BenchOptions) -> Result<Vec<Measurement>> {
         bytes.push((i % 10) as u8);
         bytes.extend((0..crate::data::cifar::RECORD_BYTES - 1).map(|j| (i * 31 + j * 7) as u8));
     }
-    crate::runs::write_bytes_atomically(&file, &bytes)?;
+    crate::io::write_bytes_atomically(&file, &bytes)?;
     let seconds = median_seconds(options, &Device::Cpu, || crate::data::cifar::read_batch(&file).map(|_| ()));
     let _ = std::fs::remove_dir_all(&dir);
     let seconds = seconds?;

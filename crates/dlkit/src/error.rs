@@ -48,6 +48,33 @@ pub enum Error {
     /// Drawing a chart failed.
     #[error("plotting failed: {0}")]
     Plot(String),
+    /// The training loss stopped being a finite number.
+    #[error("{0}")]
+    Diverged(Divergence),
+}
+
+/// Where a run's loss stopped being a finite number.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Divergence {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Step within the epoch, from 1.
+    pub step: usize,
+    /// Learning rate of that step.
+    pub lr: f64,
+    /// The loss seen (NaN or ±∞).
+    #[serde(with = "crate::serde_float")]
+    pub loss: f64,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training diverged: the loss is {} at epoch {}, step {} (learning rate {:.3e}); lower the learning rate",
+            self.loss, self.epoch, self.step, self.lr
+        )
+    }
 }
 
 /// Result with the crate's [`Error`].

@@ -82,7 +82,7 @@ impl ImageGrid {
     /// Write the picture as a PNG file, atomically.
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let png = self.to_png()?;
-        crate::runs::write_bytes_atomically(path.as_ref(), &png)
+        crate::io::write_bytes_atomically(path.as_ref(), &png)
     }
 
     /// Show the picture inline in evcxr.

@@ -2,15 +2,20 @@
 //!
 //! The data flows one way (see `shared/DESIGN.md`):
 //! files → [`data`] → batches → [`augment`] → [`models`] → loss → [`optim`]
-//! (driven by [`schedule`]) → [`train`] history → [`runs`] on disk → [`plot`] / [`table`].
-//! [`summary`] counts parameters and activations from layer specifications.
+//! (driven by [`schedule`]) → [`train`] (with [`callbacks`]) → [`history`] → [`runs`] on disk
+//! → [`plot`] / [`table`]. [`experiment`] ties one run together as data; [`io`] does every
+//! file write; [`summary`] counts parameters and activations from layer specifications.
 
 pub mod augment;
 pub mod bench;
+pub mod callbacks;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod experiment;
 pub mod grid;
+pub mod history;
+pub mod io;
 pub mod kernels;
 pub mod models;
 pub mod optim;
@@ -18,6 +23,7 @@ pub mod plot;
 pub mod runs;
 pub mod runtime;
 pub mod schedule;
+pub mod serde_float;
 pub mod summary;
 pub mod table;
 pub mod train;
@@ -34,17 +40,21 @@ pub fn repository_root() -> std::path::PathBuf {
 /// Everything a notebook needs, in one `use dlkit::prelude::*;`.
 pub mod prelude {
     pub use crate::augment::{self, Augmentation};
+    pub use crate::callbacks::{self, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLrOnPlateau};
     pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
-    pub use crate::experiment::{device_from_name, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared};
     pub use crate::error::Error;
+    pub use crate::experiment::{
+        device_from_name, plan, DataSpec, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared, RunRecord,
+    };
+    pub use crate::grid::ImageGrid;
+    pub use crate::history::{History, Metrics, Monitor};
     pub use crate::models;
     pub use crate::optim;
-    pub use crate::grid::ImageGrid;
     pub use crate::plot::{BarChart, LineChart};
-    pub use crate::runs::{self, Mode, RunRecord};
+    pub use crate::runs::{self, Mode};
     pub use crate::schedule;
     pub use crate::table::Table;
-    pub use crate::train::{self, History, Metrics, Monitor, Trainer};
+    pub use crate::train::{self, Trainer};
     pub use candle_core::{DType, Device, Tensor};
     pub use candle_nn::{Module, ModuleT, Optimizer, VarBuilder, VarMap};
 }

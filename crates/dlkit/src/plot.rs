@@ -272,7 +272,7 @@ fn save_chart(
             )))
         }
     };
-    crate::runs::write_bytes_atomically(path, &bytes)
+    crate::io::write_bytes_atomically(path, &bytes)
 }
 
 /// Print an SVG in the form evcxr shows inline (or the error, on stderr).

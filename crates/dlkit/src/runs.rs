@@ -1,26 +1,52 @@
-//! Run records: a training run's configuration, history and test result, saved as JSON under
-//! `runs/<section>/<mode>/<name>.json` so that a later cell (or a re-run) re-plots without
-//! retraining. Files are written atomically: a temp file in the same folder, then a rename.
+//! Saved results: a long computation's result is stored as JSON under
+//! `runs/<section>/<mode>/<name>.json` together with the full configuration it was computed
+//! for, so that a re-run re-plots without retraining — and a changed setting computes again.
+//!
+//! A saved result is reused only when its configuration (every field of the typed config the
+//! caller passes, the mode, and [`RESULTS_VERSION`]) matches the current one exactly; otherwise
+//! the cell says which setting changed and computes afresh. `DLKIT_RETRAIN=1` always recomputes.
 
 use crate::error::{Error, Result};
-use crate::train::{History, Metrics};
 use std::path::{Path, PathBuf};
+
+/// Bumped whenever a library change alters training results (an initialiser, a kernel's
+/// arithmetic, an optimizer rule): results saved by an older library are then recomputed.
+pub const RESULTS_VERSION: &str = concat!("dlkit ", env!("CARGO_PKG_VERSION"), ", results 2");
 
 /// Quick (CPU, minutes) or full (the coursework's configuration) mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
-    /// A subset and few epochs: minutes on a 2-core laptop. Chosen by `DLKIT_QUICK=1`.
+    /// A subset and few epochs: minutes on a 2-core laptop.
     Quick,
     /// The coursework's configuration (a GPU job for the bigger sections).
     Full,
 }
 
 impl Mode {
-    /// `Quick` when the environment variable `DLKIT_QUICK` is set to anything but `0`/empty.
+    /// The mode asked for in `DLKIT_MODE` (`quick` or `full`; `DLKIT_QUICK=1` also means
+    /// quick), else quick on a CPU and full on a GPU.
+    pub fn choose(device: &candle_core::Device) -> Mode {
+        match std::env::var("DLKIT_MODE").map(|v| v.to_ascii_lowercase()) {
+            Ok(v) if v == "quick" => return Mode::Quick,
+            Ok(v) if v == "full" => return Mode::Full,
+            _ => {}
+        }
+        if std::env::var("DLKIT_QUICK").is_ok_and(|v| !v.is_empty() && v != "0") || device.is_cpu() {
+            Mode::Quick
+        } else {
+            Mode::Full
+        }
+    }
+
+    /// `Quick` when `DLKIT_QUICK` is set to anything but `0`/empty or `DLKIT_MODE=quick`,
+    /// else `Full` (prefer [`Mode::choose`], which also looks at the device).
     pub fn from_env() -> Mode {
-        match std::env::var("DLKIT_QUICK") {
-            Ok(v) if !v.is_empty() && v != "0" => Mode::Quick,
-            _ => Mode::Full,
+        let quick = std::env::var("DLKIT_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+            || std::env::var("DLKIT_MODE").is_ok_and(|v| v.eq_ignore_ascii_case("quick"));
+        if quick {
+            Mode::Quick
+        } else {
+            Mode::Full
         }
     }
 
@@ -46,85 +72,6 @@ impl Mode {
     }
 }
 
-/// A finished training run: what was trained, how it went, how it tested.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RunRecord {
-    /// The coursework section (`01_optimizers`, …); names the folder.
-    pub section: String,
-    /// The run's name within the section (`adam`, `adam-dropout`, …); names the file.
-    pub name: String,
-    /// Quick or full mode.
-    pub mode: Mode,
-    /// The configuration, free-form (model, optimizer, epochs, batch size, seed, …).
-    pub config: serde_json::Value,
-    /// Per-epoch history.
-    pub history: History,
-    /// Test-set result with the kept weights, if measured.
-    pub test: Option<Metrics>,
-    /// Device the run used (`cpu`, `cuda:0`).
-    pub device: String,
-    /// Seconds since the Unix epoch when the record was made.
-    pub created: u64,
-}
-
-impl RunRecord {
-    /// A record stamped with the current time.
-    pub fn new(
-        section: &str,
-        name: &str,
-        mode: Mode,
-        config: serde_json::Value,
-        history: History,
-        test: Option<Metrics>,
-        device: &candle_core::Device,
-    ) -> Self {
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        RunRecord {
-            section: section.into(),
-            name: name.into(),
-            mode,
-            config,
-            history,
-            test,
-            device: device_name(device),
-            created,
-        }
-    }
-
-    /// Where this record is stored under `root`.
-    pub fn path_in(&self, root: &Path) -> PathBuf {
-        record_path(root, &self.section, self.mode, &self.name)
-    }
-
-    /// Write the record under `root` (atomically); returns the file's path.
-    pub fn save_in(&self, root: &Path) -> Result<PathBuf> {
-        let path = self.path_in(root);
-        write_json(&path, self)?;
-        Ok(path)
-    }
-
-    /// Write the record under [`runs_root`].
-    pub fn save(&self) -> Result<PathBuf> {
-        self.save_in(&runs_root())
-    }
-
-    /// Read a record from a file.
-    pub fn load_file(path: &Path) -> Result<RunRecord> {
-        read_json(path)
-    }
-
-    /// Read the record `section/mode/name` from [`runs_root`], if it exists.
-    pub fn load(section: &str, mode: Mode, name: &str) -> Result<Option<RunRecord>> {
-        let path = record_path(&runs_root(), section, mode, name);
-        if !path.exists() {
-            return Ok(None);
-        }
-        RunRecord::load_file(&path).map(Some)
-    }
-}
-
 /// The runs folder: `$DLKIT_RUNS` if set, else the repository's `runs/`.
 pub fn runs_root() -> PathBuf {
     match std::env::var_os("DLKIT_RUNS") {
@@ -138,39 +85,115 @@ pub fn record_path(root: &Path, section: &str, mode: Mode, name: &str) -> PathBu
     root.join(section).join(mode.name()).join(format!("{name}.json"))
 }
 
+/// The folder of a run's logs and checkpoints: `<root>/<section>/<mode>/<name>/`.
+pub fn run_folder(section: &str, mode: Mode, name: &str) -> PathBuf {
+    runs_root().join(section).join(mode.name()).join(name)
+}
+
 /// True when `DLKIT_RETRAIN` asks to recompute saved results.
 fn retrain_requested() -> bool {
     std::env::var("DLKIT_RETRAIN").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Load the record `section/mode/name` if it exists and `DLKIT_RETRAIN` is not set; otherwise
-/// call `train` to produce it and save it. Notebooks wrap every long run in this.
-pub fn load_or_run(
-    section: &str,
-    mode: Mode,
-    name: &str,
-    train: impl FnOnce() -> Result<RunRecord>,
-) -> Result<RunRecord> {
-    load_or_compute(section, mode, name, train)
+/// What is stored: the library's results version, the configuration, and the value.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved<T> {
+    results_version: String,
+    config: serde_json::Value,
+    value: T,
 }
 
-/// Any long computation's result (an LR finder curve, a sweep), saved as JSON under
-/// `runs/<section>/<mode>/<name>.json` and re-loaded on the next run unless `DLKIT_RETRAIN` is set.
-pub fn load_or_compute<T: serde::Serialize + serde::de::DeserializeOwned>(
+/// The saved result `section/mode/name` if it was computed for exactly `config` (and this
+/// library's [`RESULTS_VERSION`]); otherwise `compute()` it, save it with its configuration and
+/// return it. Every notebook cell that trains wraps its work in this (or in
+/// `Experiment::load_or_run`, which passes the experiment and its data as the configuration).
+pub fn load_or_compute<C, T>(section: &str, mode: Mode, name: &str, config: &C, compute: impl FnOnce() -> Result<T>) -> Result<T>
+where
+    C: serde::Serialize + ?Sized,
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    load_or_compute_in(&runs_root(), section, mode, name, config, compute)
+}
+
+/// [`load_or_compute`] with the results under `root` instead of [`runs_root`].
+pub fn load_or_compute_in<C, T>(
+    root: &Path,
     section: &str,
     mode: Mode,
     name: &str,
+    config: &C,
     compute: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    let path = record_path(&runs_root(), section, mode, name);
-    if !retrain_requested() && path.exists() {
-        let value = read_json(&path)?;
-        println!("{section}/{name}: loaded the saved result ({})", mode.name());
-        return Ok(value);
+) -> Result<T>
+where
+    C: serde::Serialize + ?Sized,
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let path = record_path(root, section, mode, name);
+    let config = serde_json::to_value(config).map_err(|e| Error::Config(format!("{name}: configuration: {e}")))?;
+    match reusable(&path, &config) {
+        Ok(value) => {
+            println!("{section}/{name}: loaded the saved result ({} mode; same configuration)", mode.name());
+            return Ok(value);
+        }
+        Err(Some(why)) => println!("{section}/{name}: {why}; computing again"),
+        Err(None) => {}
     }
     let value = compute()?;
-    write_json(&path, &value)?;
-    Ok(value)
+    let saved = Saved { results_version: RESULTS_VERSION.to_string(), config, value };
+    crate::io::write_json(&path, &saved)?;
+    Ok(saved.value)
+}
+
+/// Whether [`load_or_compute`] would load the saved result for `config` instead of computing.
+pub fn is_saved<C: serde::Serialize + ?Sized>(section: &str, mode: Mode, name: &str, config: &C) -> bool {
+    let path = record_path(&runs_root(), section, mode, name);
+    serde_json::to_value(config).is_ok_and(|c| reusable::<serde_json::Value>(&path, &c).is_ok())
+}
+
+/// The saved value at `path` if it was made for `config`; else why not (`None`: nothing saved).
+fn reusable<T: serde::de::DeserializeOwned>(path: &Path, config: &serde_json::Value) -> std::result::Result<T, Option<String>> {
+    if !path.exists() {
+        return Err(None);
+    }
+    if retrain_requested() {
+        return Err(Some("DLKIT_RETRAIN is set".into()));
+    }
+    let saved: Saved<serde_json::Value> =
+        crate::io::read_json(path).map_err(|e| Some(format!("the saved file cannot be reused ({e})")))?;
+    if saved.results_version != RESULTS_VERSION {
+        return Err(Some(format!("saved by {}, this is {RESULTS_VERSION}", saved.results_version)));
+    }
+    if &saved.config != config {
+        return Err(Some(format!("the configuration changed ({})", differences(&saved.config, config).join("; "))));
+    }
+    serde_json::from_value(saved.value).map_err(|e| Some(format!("the saved value does not parse ({e})")))
+}
+
+/// Where two configurations differ, as `path: old → new` (at most four).
+pub fn differences(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value::Object;
+        match (a, b) {
+            (Object(x), Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let null = serde_json::Value::Null;
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk(&p, x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), out);
+                }
+            }
+            _ if a != b => out.push(format!("{path}: {a} → {b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", old, new, &mut out);
+    let more = out.len().saturating_sub(4);
+    out.truncate(4);
+    if more > 0 {
+        out.push(format!("and {more} more"));
+    }
+    out
 }
 
 /// A device's name for records: `cpu`, `cuda:N`, `metal:N`.
@@ -182,105 +205,50 @@ pub fn device_name(device: &candle_core::Device) -> String {
     }
 }
 
-/// Write `value` as pretty JSON to `path`, atomically.
-pub fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Json { path: path.into(), source: e })?;
-    write_bytes_atomically(path, &json)
-}
-
-/// Read a JSON file written by [`write_json`].
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Json { path: path.into(), source: e })
-}
-
-/// Write `bytes` to `path` atomically (see [`write_atomically`]).
-pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomically(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e)))
-}
-
-/// Create `path` by letting `write` fill a temp file beside it, then renaming it into place,
-/// so an interrupted run never leaves a half-written file. Parent folders are created.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let file = path.file_name().ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp{}", file.to_string_lossy(), std::process::id()));
-    match write(&tmp) {
-        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::EpochRecord;
-
-    fn record() -> RunRecord {
-        let history = History {
-            epochs: vec![EpochRecord {
-                epoch: 1,
-                train_loss: 2.5,
-                train_acc: 0.25,
-                val_loss: Some(2.25),
-                val_acc: Some(0.3),
-                lr: 0.01,
-                batch_size: 128,
-                seconds: 1.5,
-                augment_seconds: 0.0,
-            }],
-            iterations: vec![],
-            best_epoch: Some(1),
-        };
-        RunRecord::new(
-            "00_test",
-            "sgd",
-            Mode::Quick,
-            serde_json::json!({"optimizer": "sgd", "epochs": 1}),
-            history,
-            Some(Metrics { loss: 2.0, accuracy: 0.35 }),
-            &candle_core::Device::Cpu,
-        )
-    }
+    use std::cell::Cell;
 
     #[test]
-    fn run_record_round_trips_through_json() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
-        let r = record();
-        let path = r.save_in(dir.path())?;
-        assert_eq!(path, dir.path().join("00_test/quick/sgd.json"));
-        assert_eq!(RunRecord::load_file(&path)?, r);
-        // nothing but the record is left in the folder
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("sgd.json")]);
-        Ok(())
-    }
-
-    #[test]
-    fn failed_write_leaves_no_file() {
+    fn a_saved_result_is_reused_only_for_the_same_configuration() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.json");
-        let r = write_atomically(&path, |tmp| {
-            std::fs::write(tmp, b"half").unwrap();
-            Err(Error::Config("interrupted".into()))
-        });
-        assert!(r.is_err());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        {
+            let calls = Cell::new(0);
+            #[derive(serde::Serialize, serde::Deserialize)]
+            struct Losses(#[serde(with = "crate::serde_float::vec")] Vec<f64>);
+            let run = |epochs: usize| {
+                load_or_compute_in(dir.path(), "00_test", Mode::Quick, "r", &serde_json::json!({"epochs": epochs}), || {
+                    calls.set(calls.get() + 1);
+                    Ok(Losses(vec![epochs as f64, f64::NAN]))
+                })
+                .unwrap()
+                .0
+            };
+            assert_eq!(run(5)[0], 5.0);
+            assert_eq!(run(5)[0], 5.0);
+            assert_eq!(calls.get(), 1, "same configuration: loaded, not recomputed");
+            assert_eq!(run(10)[0], 10.0);
+            assert_eq!(calls.get(), 2, "changed configuration: recomputed");
+            assert!(run(10)[1].is_nan(), "NaN survives the round trip");
+            assert_eq!(calls.get(), 2);
+        }
     }
 
     #[test]
-    fn truncated_record_is_a_json_error_naming_the_file() {
+    fn an_unreadable_saved_file_is_recomputed_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad.json");
+        let path = record_path(dir.path(), "00_test", Mode::Quick, "bad");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"{\"section\": ").unwrap();
-        let e = RunRecord::load_file(&path).unwrap_err().to_string();
-        assert!(e.contains("bad.json"), "{e}");
+        let v: u32 = load_or_compute_in(dir.path(), "00_test", Mode::Quick, "bad", &1, || Ok(7)).unwrap();
+        assert_eq!(v, 7);
+    }
+
+    #[test]
+    fn differences_name_the_changed_fields() {
+        let a = serde_json::json!({"epochs": 5, "optimizer": {"name": "adam", "lr": 0.001}});
+        let b = serde_json::json!({"epochs": 5, "optimizer": {"name": "adam", "lr": 0.01}});
+        assert_eq!(differences(&a, &b), vec!["optimizer.lr: 0.001 → 0.01".to_string()]);
     }
 }

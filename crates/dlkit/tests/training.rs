@@ -6,6 +6,7 @@ use candle_nn::VarMap;
 use dlkit::data::{Dataset, DeviceData, Normalization};
 use dlkit::models::{init, Mlp, MlpConfig};
 use dlkit::optim::{vars_in_name_order, OptimizerConfig};
+use dlkit::callbacks::ModelCheckpoint;
 use dlkit::train::{evaluate, Monitor, Progress, Trainer};
 
 /// Ten classes of 3×32×32 images: class c is bright in channel c % 3 and in a band of rows
@@ -95,7 +96,7 @@ fn keep_best_restores_the_best_epoch_and_checkpoints_it() {
         .batch_size(50)
         .progress(Progress::Quiet)
         .keep_best(Monitor::ValLoss)
-        .checkpoint(&ckpt)
+        .callback(ModelCheckpoint::best_only(&ckpt, Monitor::ValLoss))
         .fit(&train, Some(&val))
         .unwrap();
     let best = h.best_epoch.unwrap();
@@ -145,7 +146,9 @@ fn bad_configurations_are_errors_not_panics() {
     let mlp = coursework_mlp(&vm, 0, false);
     let mut opt = OptimizerConfig::from_name("sgd", None).unwrap().build(vars_in_name_order(&vm)).unwrap();
     assert!(Trainer::new(&mlp, &vm, &mut opt).batch_size(0).fit(&train, None).is_err());
-    assert!(Trainer::new(&mlp, &vm, &mut opt).checkpoint("x.safetensors").fit(&train, None).is_err());
+    let needs_validation = ModelCheckpoint::best_only("x.safetensors", Monitor::ValLoss);
+    let e = Trainer::new(&mlp, &vm, &mut opt).callback(needs_validation).fit(&train, None).unwrap_err();
+    assert!(e.to_string().contains("val_loss"), "{e}");
     assert!(OptimizerConfig::from_name("sgd", Some(-1.0)).is_err());
 }
 

@@ -60,6 +60,22 @@ impl Augmentation {
         Augmentation::default()
     }
 
+    /// Check every part's hyperparameters.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = &self.shift_flip {
+            s.validate()?;
+        }
+        if let Some(c) = &self.cutout {
+            c.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Samples each image becomes (cutout copies), 1 without cutout.
+    pub fn samples_per_image(&self) -> usize {
+        self.cutout.as_ref().map_or(1, |c| c.copies)
+    }
+
     /// Shift ±4 px + flip, then cutout (side 6, one hole) with `copies` copies per image.
     pub fn shift_flip_cutout(copies: usize) -> Result<Self> {
         Ok(Augmentation {

@@ -1,7 +1,10 @@
 //! The `dlkit` command line: headless training, model summaries, benchmarks, data fetching.
 
 use clap::{Parser, Subcommand};
-use dlkit::experiment::{device_from_name, DatasetName, Experiment, ModelChoice, Prepared};
+use dlkit::augment::{Augmentation, ShiftFlip};
+use dlkit::callbacks::{EarlyStopping, ReduceLrOnPlateau};
+use dlkit::experiment::{device_from_name, DataSpec, DatasetName, Experiment, ModelChoice, RunOutputs};
+use dlkit::history::Monitor;
 use dlkit::optim::OptimizerConfig;
 use dlkit::plot::LineChart;
 use dlkit::runs::Mode;
@@ -72,10 +75,28 @@ struct TrainArgs {
     /// L2 factor on the kernels (Keras 'l2' = 0.01; the ResNet default is 1e-4)
     #[arg(long)]
     l2: Option<f64>,
+    /// Augment training batches: none, shift-flip (±4 px shifts and flips)
+    #[arg(long, default_value = "none")]
+    augment: String,
+    /// Stop after this many epochs without improvement of --monitor (Keras EarlyStopping)
+    #[arg(long)]
+    early_stopping: Option<usize>,
+    /// Multiply the learning rate by 0.1 after this many epochs without improvement of --monitor
+    #[arg(long)]
+    reduce_lr: Option<usize>,
+    /// The figure early stopping, LR reduction and the kept weights watch: val_loss or val_accuracy
+    #[arg(long, default_value = "val_loss")]
+    monitor: String,
+    /// Also save the best weights to <out>/<run>/<name>-EP{epoch:02d}-ACC{val_accuracy:.4f}.safetensors
+    #[arg(long)]
+    checkpoint: bool,
+    /// Write TensorBoard event files to <out>/<run>/tensorboard/ (view: tensorboard --logdir <out>)
+    #[arg(long)]
+    tensorboard: bool,
     /// cpu, cuda or auto
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Where to write the run record and chart (default: runs/cli/)
+    /// Where to write the run record, chart, logs and resumable state (default: runs/cli/)
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -99,40 +120,24 @@ fn main() -> ExitCode {
 }
 
 fn train(a: TrainArgs) -> dlkit::Result<()> {
-    let device = device_from_name(&a.device)?;
-    let dataset = DatasetName::from_name(&a.dataset)?;
-    let channels = if dataset == DatasetName::FashionMnist { 1 } else { 3 };
-    let mut model = ModelChoice::from_name(&a.model, channels)?;
-    match (a.l2, &mut model) {
-        (Some(l2), ModelChoice::Mlp(c)) => c.l2 = l2,
-        (Some(l2), ModelChoice::ResNet(c)) => c.l2 = l2,
-        (Some(l2), ModelChoice::VggCnn(c)) => c.l2 = l2,
-        _ => {}
-    }
-    let optimizer = OptimizerConfig::from_name(&a.optimizer, a.lr)?;
-    let validation = a.validation.unwrap_or(a.limit.map_or(5000, |n| (n / 10).max(1)));
-    let test_limit = a.limit.map(|n| n.min(10_000));
-    println!("loading {} ...", a.dataset);
-    let data = Prepared::new(dataset, a.limit, test_limit, validation, a.seed, &device)?;
-    println!(
-        "{} training, {} validation, {} test images on {}",
-        data.train.len(),
-        data.validation.len(),
-        data.test.len(),
-        dlkit::runs::device_name(&device)
-    );
-    let name = format!("{}-{}-{}", a.dataset, a.model, a.optimizer);
-    let experiment = Experiment {
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        seed: a.seed,
-        keep_best: true,
-        ..Experiment::new("cli", &name, model, optimizer)
+    let (experiment, spec) = train_experiment(&a)?;
+    experiment.check_settings()?;
+    spec.check()?;
+    let out = a.out.clone().unwrap_or_else(|| dlkit::runs::runs_root().join("cli"));
+    let name = experiment.name.clone();
+    let outputs = RunOutputs {
+        folder: out.join(&name),
+        tensorboard: a.tensorboard,
+        checkpoint: a.checkpoint.then(|| format!("{name}-EP{{epoch:02d}}-ACC{{val_accuracy:.4f}}.safetensors")),
     };
-    let record = experiment.run(&data, Mode::Full)?;
-    let out = a.out.unwrap_or_else(|| dlkit::runs::runs_root().join("cli"));
+    check_writable(&outputs.folder)?;
+    let device = device_from_name(&a.device)?;
+    println!("loading {} ...", a.dataset);
+    let data = spec.prepare(&device)?;
+    println!("{} on {}", data.describe(), dlkit::runs::device_name(&device));
+    let record = experiment.run_with(&data, Mode::Full, &outputs)?;
     let record_path = out.join(format!("{name}.json"));
-    dlkit::runs::write_json(&record_path, &record)?;
+    dlkit::io::write_json(&record_path, &record)?;
     let chart_path = out.join(format!("{name}-loss.svg"));
     LineChart::new(format!("{name}: loss per epoch"))
         .x_label("epoch")
@@ -140,9 +145,9 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
         .series("training", record.history.train_loss())
         .series("validation", record.history.val_loss())
         .save(&chart_path)?;
-    let test = record.test.ok_or_else(|| dlkit::Error::Config("the run measured no test result".into()))?;
     println!("run record: {}", record_path.display());
     println!("loss chart: {}", chart_path.display());
+    let test = record.test.ok_or_else(|| dlkit::Error::Config("the run measured no test result".into()))?;
     println!(
         "test accuracy {:.4}  test loss {:.4}  ({} epochs, {:.1}s training)",
         test.accuracy,
@@ -151,6 +156,54 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
         record.history.total_seconds()
     );
     Ok(())
+}
+
+/// The experiment and data the flags describe (nothing is loaded yet).
+fn train_experiment(a: &TrainArgs) -> dlkit::Result<(Experiment, DataSpec)> {
+    let dataset = DatasetName::from_name(&a.dataset)?;
+    let mut model = ModelChoice::from_name(&a.model, dataset.channels())?;
+    match (a.l2, &mut model) {
+        (Some(l2), ModelChoice::Mlp(c)) => c.l2 = l2,
+        (Some(l2), ModelChoice::ResNet(c)) => c.l2 = l2,
+        (Some(l2), ModelChoice::VggCnn(c)) => c.l2 = l2,
+        (Some(_), _) => return Err(dlkit::Error::Config(format!("--l2: the model `{}` has no L2 setting", a.model))),
+        _ => {}
+    }
+    let optimizer = OptimizerConfig::from_name(&a.optimizer, a.lr)?;
+    if a.limit == Some(0) {
+        return Err(dlkit::Error::Config("--limit must be at least 1".into()));
+    }
+    if a.validation == Some(0) {
+        return Err(dlkit::Error::Config("--validation must be at least 1 (a validation set is needed)".into()));
+    }
+    let validation = a.validation.unwrap_or(a.limit.map_or(5000, |n| (n / 10).max(1)));
+    let test_limit = a.limit.map(|n| n.min(10_000));
+    let monitor = Monitor::from_name(&a.monitor)?;
+    let augmentation = match a.augment.as_str() {
+        "none" => None,
+        "shift-flip" => Some(Augmentation { shift_flip: Some(ShiftFlip::default()), ..Augmentation::none() }),
+        other => return Err(dlkit::Error::Config(format!("--augment `{other}`: use none or shift-flip"))),
+    };
+    let name = format!("{}-{}-{}", a.dataset, a.model, a.optimizer);
+    let experiment = Experiment {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        seed: a.seed,
+        keep_best: Some(monitor.clone()),
+        augmentation,
+        early_stopping: a.early_stopping.map(|p| EarlyStopping::new(monitor.clone(), p)),
+        reduce_lr: a.reduce_lr.map(|p| ReduceLrOnPlateau::new(monitor.clone(), 0.1, p)),
+        ..Experiment::new("cli", &name, model, optimizer)
+    };
+    Ok((experiment, DataSpec::new(dataset, a.limit, test_limit, validation, a.seed)))
+}
+
+/// Fail early, naming the folder, when the outputs cannot be written there.
+fn check_writable(folder: &std::path::Path) -> dlkit::Result<()> {
+    std::fs::create_dir_all(folder).map_err(|e| dlkit::Error::io(folder, e))?;
+    let probe = folder.join(".dlkit-write-check");
+    std::fs::write(&probe, b"").map_err(|e| dlkit::Error::io(folder, e))?;
+    std::fs::remove_file(&probe).map_err(|e| dlkit::Error::io(&probe, e))
 }
 
 fn bench(device: &str, smoke: bool, only: Option<&str>, json: bool) -> dlkit::Result<()> {

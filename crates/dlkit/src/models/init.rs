@@ -103,8 +103,8 @@ impl SimpleBackend for SeededVarMap {
     }
 }
 
-/// FNV-1a: a stable hash of the variable name (std's hasher may change between releases).
-fn fnv1a(s: &str) -> u64 {
+/// FNV-1a: a stable hash of a name (std's hasher may change between releases).
+pub(crate) fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 

@@ -63,6 +63,9 @@ impl Mlp {
         if config.inputs == 0 || config.classes == 0 || config.hidden.contains(&0) {
             candle_core::bail!("MLP layer widths must be positive: {config:?}");
         }
+        if !(config.l2 >= 0.0 && config.l2.is_finite()) {
+            candle_core::bail!("MLP l2 must be finite and ≥ 0, got {}", config.l2);
+        }
         let mut widths = vec![config.inputs];
         widths.extend(&config.hidden);
         widths.push(config.classes);

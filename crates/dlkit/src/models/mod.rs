@@ -18,9 +18,11 @@ pub mod minigooglenet;
 pub mod mlp;
 pub mod resnet;
 pub mod vgg_cnn;
+pub mod weights;
 
 pub use dropout::Dropout;
 pub use minigooglenet::{MiniGoogLeNet, MiniGoogLeNetConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use vgg_cnn::{VggCnn, VggCnnConfig};
+pub use weights::WeightSnapshot;

@@ -29,6 +29,44 @@ pub use state::OptimizerState;
 
 use candle_core::{Tensor, Var};
 
+/// What the training loop needs of an optimizer: a step from gradients, the learning rate, and
+/// its state for checkpoints. Every optimizer that implements `candle_nn::Optimizer` and
+/// [`OptimizerState`] (all of dlkit's) is one.
+pub trait TrainOptimizer {
+    /// Apply one update from `grads`.
+    fn step(&mut self, grads: &candle_core::backprop::GradStore) -> candle_core::Result<()>;
+    /// The current learning rate.
+    fn learning_rate(&self) -> f64;
+    /// Change the learning rate.
+    fn set_learning_rate(&mut self, lr: f64);
+    /// Every state tensor by name (see [`OptimizerState::state`]).
+    fn state(&self) -> candle_core::Result<Vec<(String, Tensor)>>;
+    /// Put back a state from [`TrainOptimizer::state`].
+    fn load_state(&mut self, state: &std::collections::HashMap<String, Tensor>) -> candle_core::Result<()>;
+}
+
+impl<O: candle_nn::Optimizer + OptimizerState> TrainOptimizer for O {
+    fn step(&mut self, grads: &candle_core::backprop::GradStore) -> candle_core::Result<()> {
+        candle_nn::Optimizer::step(self, grads)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        candle_nn::Optimizer::learning_rate(self)
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        candle_nn::Optimizer::set_learning_rate(self, lr)
+    }
+
+    fn state(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+        OptimizerState::state(self)
+    }
+
+    fn load_state(&mut self, state: &std::collections::HashMap<String, Tensor>) -> candle_core::Result<()> {
+        OptimizerState::load_state(self, state)
+    }
+}
+
 /// Keras's default L2 factor: `regularizers.l2()` means λ = 0.01.
 pub const DEFAULT_L2: f64 = 0.01;
 

@@ -10,7 +10,7 @@
 use crate::data::DeviceData;
 use crate::error::{Error, Result};
 use crate::models::Network;
-use crate::train::{restore, snapshot};
+use crate::models::WeightSnapshot;
 use candle_nn::{Optimizer, VarMap};
 
 /// `n` learning rates spaced evenly in log10 from `from` to `to` (both included).
@@ -48,8 +48,10 @@ pub struct FinderResult {
     /// Learning rate of each batch.
     pub lrs: Vec<f64>,
     /// Bias-corrected smoothed loss after each batch.
+    #[serde(with = "crate::serde_float::vec")]
     pub losses: Vec<f64>,
     /// The raw batch losses.
+    #[serde(with = "crate::serde_float::vec")]
     pub raw_losses: Vec<f64>,
     /// True when the run stopped because the loss diverged.
     pub diverged: bool,
@@ -102,9 +104,9 @@ impl LrFinder {
         batch_size: usize,
         seed: u64,
     ) -> Result<FinderResult> {
-        let saved = snapshot(varmap)?;
+        let saved = WeightSnapshot::capture(varmap)?;
         let result = self.explore(model, optimizer, data, batch_size, seed);
-        restore(varmap, &saved)?;
+        saved.restore(varmap)?;
         result
     }
 
