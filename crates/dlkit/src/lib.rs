@@ -4,6 +4,7 @@
 //! files → [`data`] → batches → [`augment`] → [`models`] → loss → [`optim`]
 //! (driven by [`schedule`]) → [`train`] history → [`runs`] on disk → [`plot`] / [`table`].
 //! [`summary`] counts parameters and activations from layer specifications.
+//! [`tensorboard`] writes a run's scalars as event files that `tensorboard --logdir` reads.
 
 pub mod augment;
 pub mod bench;
@@ -20,6 +21,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod summary;
 pub mod table;
+pub mod tensorboard;
 pub mod train;
 
 pub use error::{Error, Result};
