@@ -5,6 +5,7 @@
 //! (driven by [`schedule`]) → [`train`] (with [`callbacks`]) → [`history`] → [`runs`] on disk
 //! → [`plot`] / [`table`]. [`experiment`] ties one run together as data; [`io`] does every
 //! file write; [`summary`] counts parameters and activations from layer specifications.
+//! [`tensorboard`] writes a run's scalars as event files that `tensorboard --logdir` reads.
 
 pub mod augment;
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod schedule;
 pub mod serde_float;
 pub mod summary;
 pub mod table;
+pub mod tensorboard;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -20,6 +20,7 @@ mod model_checkpoint;
 mod progress;
 mod reduce_lr;
 mod schedule;
+mod tensorboard;
 
 pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;
@@ -28,6 +29,7 @@ pub use model_checkpoint::{format_pattern, ModelCheckpoint};
 pub use progress::{Progress, ProgressLogger};
 pub use reduce_lr::ReduceLrOnPlateau;
 pub use schedule::ScheduleCallback;
+pub use tensorboard::TensorBoard;
 
 use crate::data::DeviceData;
 use crate::error::{Error, Result};

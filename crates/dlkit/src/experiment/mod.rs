@@ -13,7 +13,7 @@ pub use plan::{plan, Plan, PlanRow};
 pub use record::RunRecord;
 
 use crate::augment::Augmentation;
-use crate::callbacks::{CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau};
+use crate::callbacks::{CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau, TensorBoard};
 use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::history::Monitor;
@@ -262,6 +262,9 @@ impl Experiment {
             .record_iterations(self.record_iterations)
             .callback(CsvLogger::new(folder.join("log.csv")))
             .backup(folder.join(format!("backup-{:016x}", crate::models::init::fnv1a(&key))));
+        if outputs.tensorboard {
+            trainer = trainer.callback(TensorBoard::new(folder.join("tensorboard")));
+        }
         if let Some(schedule) = self.lr_policy.schedule()? {
             trainer = trainer.schedule(schedule);
         }
