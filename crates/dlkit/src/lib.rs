@@ -46,7 +46,7 @@ pub mod prelude {
     pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
     pub use crate::error::Error;
     pub use crate::experiment::{
-        device_from_name, plan, DataSpec, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared, RunRecord,
+        device_from_name, plan, DataSpec, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared, RunRecord, RunSet,
     };
     pub use crate::grid::ImageGrid;
     pub use crate::history::{History, Metrics, Monitor};

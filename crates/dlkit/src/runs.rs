@@ -72,6 +72,21 @@ impl Mode {
     }
 }
 
+/// One line saying which mode a notebook runs in, on what, and how to change it.
+pub fn describe(mode: Mode, device: &candle_core::Device) -> String {
+    let on = format!("{} ({})", device_name(device), crate::runtime::machine());
+    match mode {
+        Mode::Quick => format!(
+            "quick mode on {on}: subsets and few epochs, minutes on a laptop; \
+             for the coursework's configuration write `let mode = Mode::Full;` (a GPU job)"
+        ),
+        Mode::Full => format!(
+            "full mode on {on}: the coursework's configuration{}",
+            if device.is_cpu() { " — on a CPU this takes hours to days; write `let mode = Mode::Quick;` to try it first" } else { "" }
+        ),
+    }
+}
+
 /// The runs folder: `$DLKIT_RUNS` if set, else the repository's `runs/`.
 pub fn runs_root() -> PathBuf {
     match std::env::var_os("DLKIT_RUNS") {

@@ -176,3 +176,61 @@ fn optimizer_state_is_detached_from_the_graph() {
         }
     }
 }
+
+#[test]
+fn a_diverging_run_fails_naming_the_step_or_is_recorded_when_asked() {
+    use dlkit::train::OnDivergence;
+    let (train, val) = (data(256, 9), data(64, 10));
+    let fit = |policy| {
+        let vm = VarMap::new();
+        let mlp = coursework_mlp(&vm, 0, false);
+        let mut opt = OptimizerConfig::from_name("sgd", Some(1e12)).unwrap().build(vars_in_name_order(&vm)).unwrap();
+        let result = Trainer::new(&mlp, &vm, &mut opt)
+            .epochs(3)
+            .batch_size(32)
+            .progress(Progress::Quiet)
+            .on_divergence(policy)
+            .fit(&train, Some(&val));
+        result
+    };
+    let failed = fit(OnDivergence::Fail);
+    match failed {
+        Err(dlkit::Error::Diverged(d)) => {
+            assert_eq!((d.epoch, d.lr), (1, 1e12));
+            assert!(d.step >= 1 && !d.loss.is_finite());
+            let message = dlkit::Error::Diverged(d).to_string();
+            assert!(message.contains("epoch 1") && message.contains(&format!("step {}", d.step)), "{message}");
+        }
+        other => panic!("expected a divergence error, got {other:?}"),
+    }
+    let h = fit(OnDivergence::Record).unwrap();
+    let d = h.diverged.expect("the divergence is recorded");
+    assert_eq!(h.epochs.len(), d.epoch, "the run stops in the epoch where it diverged");
+    assert!(h.epochs.last().unwrap().train_loss.is_nan() || !h.epochs.last().unwrap().train_loss.is_finite());
+    // The record, NaN and all, survives a JSON round trip.
+    let text = serde_json::to_string(&h).unwrap();
+    let back: dlkit::history::History = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.diverged.unwrap().step, d.step);
+}
+
+#[test]
+fn gradient_accumulation_over_micro_batches_equals_the_whole_batch() {
+    let train = data(192, 11);
+    let weights = |micro: Option<usize>| {
+        let vm = VarMap::new();
+        let mlp = coursework_mlp(&vm, 3, false);
+        let mut opt = OptimizerConfig::from_name("momentum", Some(0.01)).unwrap().build(vars_in_name_order(&vm)).unwrap();
+        let mut trainer = Trainer::new(&mlp, &vm, &mut opt).epochs(2).batch_size(64).progress(Progress::Quiet);
+        if let Some(m) = micro {
+            trainer = trainer.micro_batch(m);
+        }
+        let h = trainer.fit(&train, None).unwrap();
+        let w: Vec<f32> = vars_in_name_order(&vm).iter().flat_map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect();
+        (w, h.epochs[1].train_loss)
+    };
+    let (whole, loss_whole) = weights(None);
+    let (chunked, loss_chunked) = weights(Some(16));
+    let max_diff = whole.iter().zip(&chunked).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max_diff < 1e-5, "weights differ by {max_diff}");
+    assert!((loss_whole - loss_chunked).abs() < 1e-5 * loss_whole.abs(), "{loss_whole} vs {loss_chunked}");
+}

@@ -75,6 +75,30 @@ impl EarlyStopping {
         self
     }
 
+    /// The same with the smallest change that counts as an improvement.
+    pub fn min_delta(mut self, min_delta: f64) -> Self {
+        self.min_delta = min_delta;
+        self
+    }
+
+    /// The same with a value the figure must beat before the patience count is reset.
+    pub fn baseline(mut self, baseline: f64) -> Self {
+        self.baseline = Some(baseline);
+        self
+    }
+
+    /// The same with an explicit direction (Keras `mode`).
+    pub fn mode(mut self, mode: MonitorMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same, watching only from epoch `epoch` (from 0) on.
+    pub fn start_from_epoch(mut self, epoch: usize) -> Self {
+        self.start_from_epoch = epoch;
+        self
+    }
+
     /// The epoch (from 0) at which it stopped the run, if it did.
     pub fn stopped_epoch(&self) -> Option<usize> {
         self.state.stopped_epoch

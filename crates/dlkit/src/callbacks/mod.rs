@@ -21,6 +21,8 @@ mod progress;
 mod reduce_lr;
 mod schedule;
 mod tensorboard;
+#[cfg(test)]
+mod tests;
 
 pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;

@@ -63,6 +63,30 @@ impl ReduceLrOnPlateau {
         }
     }
 
+    /// The same with the smallest change that counts as an improvement.
+    pub fn min_delta(mut self, min_delta: f64) -> Self {
+        self.min_delta = min_delta;
+        self
+    }
+
+    /// The same with `epochs` of rest after each reduction.
+    pub fn cooldown(mut self, epochs: usize) -> Self {
+        self.cooldown = epochs;
+        self
+    }
+
+    /// The same with a floor for the learning rate.
+    pub fn min_lr(mut self, min_lr: f64) -> Self {
+        self.min_lr = min_lr;
+        self
+    }
+
+    /// The same with an explicit direction (Keras `mode`).
+    pub fn mode(mut self, mode: MonitorMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// The reductions made so far: (epoch from 1 after which it happened, new rate).
     pub fn reductions(&self) -> &[(usize, f64)] {
         &self.state.reductions

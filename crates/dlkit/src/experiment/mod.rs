@@ -6,11 +6,13 @@ mod data;
 mod model;
 mod plan;
 mod record;
+mod run_set;
 
 pub use data::{DataSpec, DatasetName, Prepared, Scaling, Split};
 pub use model::{ModelChoice, MODEL_NAMES};
 pub use plan::{plan, Plan, PlanRow};
 pub use record::RunRecord;
+pub use run_set::RunSet;
 
 use crate::augment::Augmentation;
 use crate::callbacks::{CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau, TensorBoard};
