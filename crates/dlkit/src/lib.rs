@@ -10,6 +10,7 @@
 pub mod augment;
 pub mod bench;
 pub mod callbacks;
+pub mod conclusions;
 pub mod data;
 pub mod error;
 pub mod evaluate;
@@ -43,6 +44,7 @@ pub fn repository_root() -> std::path::PathBuf {
 pub mod prelude {
     pub use crate::augment::{self, Augmentation};
     pub use crate::callbacks::{self, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLrOnPlateau};
+    pub use crate::conclusions::{self, expect_range, Comparison};
     pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
     pub use crate::error::Error;
     pub use crate::experiment::{

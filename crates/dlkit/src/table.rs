@@ -39,6 +39,11 @@ impl Table {
         self
     }
 
+    /// Builder form for two-column tables: a row `label | value`.
+    pub fn with_pair(self, label: &str, value: impl fmt::Display) -> Self {
+        self.with_row([label.to_string(), value.to_string()])
+    }
+
     /// The table as an HTML `<table>` (numbers right-aligned).
     pub fn to_html(&self) -> String {
         let mut s = String::from("<div>");
