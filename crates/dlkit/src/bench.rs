@@ -8,7 +8,7 @@
 //! `cores × FLOPs per cycle × clock`, with 32 FLOPs per cycle for AVX2 + FMA (two 8-lane FMA
 //! units × 2 FLOPs) and 64 with AVX-512.
 
-use crate::augment::{Augment, Augmentation};
+use crate::augment::{Augment, Augmentation, FillMode, RandomAffine};
 use crate::error::{Error, Result};
 use crate::experiment::ModelChoice;
 use crate::models::MiniGoogLeNetConfig;
@@ -206,18 +206,33 @@ pub fn data_loading(options: BenchOptions) -> Result<Vec<Measurement>> {
 }
 
 /// Time the coursework's augmentation on a batch of 64 CIFAR images: shift + flip, and
-/// shift + flip + cutout with M = 32 copies.
+/// shift + flip + cutout with M = 32 copies; and Keras's random affine augmentation
+/// (rotation 15°, shifts 0.1, zoom 0.2, flips; 'nearest' and 'constant' fill) on a batch of 128.
 pub fn augmentation(device: &Device, options: BenchOptions) -> Result<Vec<Measurement>> {
-    let x = Tensor::rand(0f32, 1.0, (64, 3, 32, 32), device)?;
-    let y = Tensor::zeros(64, DType::U32, device)?;
     let mut out = Vec::new();
-    for (name, aug) in [
-        ("augment: shift + flip", Augmentation { cutout: None, ..Augmentation::shift_flip_cutout(1)? }),
-        ("augment: shift + flip + cutout M = 32", Augmentation::shift_flip_cutout(32)?),
+    let keras = RandomAffine {
+        rotation_range: 15.0,
+        width_shift_range: 0.1,
+        height_shift_range: 0.1,
+        zoom_range: RandomAffine::zoom(0.2),
+        horizontal_flip: true,
+        ..RandomAffine::default()
+    };
+    for (name, batch, aug) in [
+        ("augment: shift + flip", 64, Augmentation { cutout: None, ..Augmentation::shift_flip_cutout(1)? }),
+        ("augment: shift + flip + cutout M = 32", 64, Augmentation::shift_flip_cutout(32)?),
+        ("augment: Keras random affine, nearest", 128, Augmentation::keras(keras)?),
+        (
+            "augment: Keras random affine, constant",
+            128,
+            Augmentation::keras(RandomAffine { fill_mode: FillMode::Constant(0.0), ..keras })?,
+        ),
     ] {
+        let x = Tensor::rand(0f32, 1.0, (batch, 3, 32, 32), device)?;
+        let y = Tensor::zeros(batch, DType::U32, device)?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let seconds = median_seconds(options, device, || aug.apply(&x, &y, &mut rng).map(|_| ()))?;
-        out.push(Measurement::new(name, 64, seconds, 64.0));
+        out.push(Measurement::new(name, batch, seconds, batch as f64));
     }
     Ok(out)
 }

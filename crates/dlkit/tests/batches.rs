@@ -88,7 +88,7 @@ fn unit_range_divides_by_255() {
 }
 
 #[test]
-fn mean_std_fitted_by_hand() {
+fn featurewise_statistics_fitted_by_hand() {
     // Two images of 3 channels × 1 × 2 pixels, scaled to [0, 1]:
     //   channel 0: 0, 1 | 0, 1          mean 0.5, variance 0.25 → std 0.5
     //   channel 1: .2, .2 | .4, .4      mean 0.3, variance 0.01 → std 0.1
@@ -96,21 +96,64 @@ fn mean_std_fitted_by_hand() {
     let images = vec![0, 255, 51, 51, 0, 0, /* image 1 */ 0, 255, 102, 102, 0, 204];
     let ds = Dataset::new(images, vec![0, 1], (3, 1, 2), classes(2)).unwrap();
     let norm = Normalization::fitted_to(&ds);
-    let Normalization::MeanStd { mean, std } = &norm else { panic!("expected MeanStd") };
+    let Normalization::Featurewise { mean, std } = &norm else { panic!("expected Featurewise") };
     let want_std = [0.5, 0.1, 0.12f64.sqrt()];
     for (c, (m, want)) in mean.iter().zip([0.5, 0.3, 0.2]).enumerate() {
-        assert!((*m as f64 - want).abs() < 1e-6, "mean {c}: {m}");
-        assert!((std[c] as f64 - want_std[c]).abs() < 1e-6, "std {c}: {}", std[c]);
+        assert!((*m as f64 - want).abs() < 1e-7, "mean {c}: {m}");
+        assert!((std[c] as f64 - want_std[c]).abs() < 1e-7, "std {c}: {}", std[c]);
     }
     let data = DeviceData::new(&ds, &Device::Cpu, norm).unwrap();
     let (x, _) = data.range(1, 1).unwrap();
     let got = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    // (p − mean) / std for image 1: channel 0: ∓1; channel 1: (.4 − .3)/.1 = 1;
-    // channel 2: −.2/√.12 = −1/√3 and (.8 − .2)/√.12 = √3.
+    // (p − mean) / (std + 1e-6) for image 1: channel 0: ∓1; channel 1: (.4 − .3)/.1 = 1;
+    // channel 2: −.2/√.12 = −1/√3 and (.8 − .2)/√.12 = √3 (each times std/(std + 1e-6)).
     let s3 = 3f64.sqrt();
     let want = [-1.0, 1.0, 1.0, 1.0, -1.0 / s3, s3];
-    for (g, w) in got.iter().zip(want) {
-        assert!((*g as f64 - w).abs() < 1e-4, "{got:?} vs {want:?}");
+    let stds = [0.5, 0.5, 0.1, 0.1, 0.12f64.sqrt(), 0.12f64.sqrt()];
+    for ((g, w), s) in got.iter().zip(want).zip(stds) {
+        let w = w * s / (s + 1e-6);
+        assert!((*g as f64 - w).abs() < 2e-6, "{got:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn featurewise_matches_keras_and_the_test_split_uses_the_training_statistics() {
+    // Keras: ImageDataGenerator(featurewise_center=True, featurewise_std_normalization=True,
+    // rescale=1/255).fit(x) on these two 2×2 RGB images, then .standardize(test image), as
+    // printed by bench/keras_affine_reference.py (keras-preprocessing 1.1.2): mean
+    // [0.4, 0.17647059, 0.75], std [0.37416577, 0.08985443, 0.4330127], test image
+    // (255, 0, 128) → [1.6035631, −1.9639391, −0.5728206].
+    // By hand, channel 0: 0, .2, .4, 1 twice: mean .4, E[x²] = .3, std √.14;
+    // channel 1: 10, 20, …, 80: mean 45/255, std √525/255; channel 2: six 1s, two 0s:
+    // mean .75, std √(.75·.25).
+    #[rustfmt::skip]
+    let images = vec![
+        /* image 0, NCHW */ 0, 51, 102, 255, /* */ 10, 20, 30, 40, /* */ 255, 0, 255, 0,
+        /* image 1 */       0, 51, 102, 255, /* */ 50, 60, 70, 80, /* */ 255, 255, 255, 255,
+    ];
+    let train = Dataset::new(images, vec![0, 1], (3, 2, 2), classes(2)).unwrap();
+    let norm = Normalization::fitted_to(&train);
+    let Normalization::Featurewise { mean, std } = &norm else { panic!("expected Featurewise") };
+    let want_mean = [0.4, 45.0 / 255.0, 0.75];
+    let want_std = [0.14f64.sqrt(), 525f64.sqrt() / 255.0, 0.1875f64.sqrt()];
+    for c in 0..3 {
+        assert!((mean[c] as f64 - want_mean[c]).abs() < 1e-7, "mean {c}: {}", mean[c]);
+        assert!((std[c] as f64 - want_std[c]).abs() < 1e-7, "std {c}: {}", std[c]);
+    }
+    // A one-pixel test split: its own statistics would be degenerate (std 0); the training
+    // statistics standardise it.
+    let test = Dataset::new(vec![255, 0, 128], vec![0], (3, 1, 1), classes(2)).unwrap();
+    let data = DeviceData::new(&test, &Device::Cpu, norm).unwrap();
+    let (x, _) = data.range(0, 1).unwrap();
+    let got = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let pixels = [1.0, 0.0, 128.0 / 255.0];
+    for c in 0..3 {
+        let by_hand = (pixels[c] - want_mean[c]) / (want_std[c] + 1e-6);
+        assert!((got[c] as f64 - by_hand).abs() < 1e-5, "{got:?}");
+    }
+    let keras = [1.603_563_1f32, -1.963_939_1, -0.572_820_6];
+    for c in 0..3 {
+        assert!((got[c] - keras[c]).abs() < 1e-5, "{got:?} vs Keras {keras:?}");
     }
 }
 
@@ -121,6 +164,11 @@ fn mean_std_must_match_channels() {
     assert!(matches!(DeviceData::new(&ds, &Device::Cpu, bad), Err(Error::Config(_))));
     let zero = Normalization::MeanStd { mean: vec![0.5], std: vec![0.0] };
     assert!(matches!(DeviceData::new(&ds, &Device::Cpu, zero), Err(Error::Config(_))));
+    // Keras divides by std + 1e-6, so a constant channel (std 0) is allowed featurewise.
+    let constant = Normalization::Featurewise { mean: vec![0.5], std: vec![0.0] };
+    assert!(DeviceData::new(&ds, &Device::Cpu, constant).is_ok());
+    let negative = Normalization::Featurewise { mean: vec![0.5], std: vec![-0.1] };
+    assert!(matches!(DeviceData::new(&ds, &Device::Cpu, negative), Err(Error::Config(_))));
 }
 
 #[test]

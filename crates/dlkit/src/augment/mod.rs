@@ -1,21 +1,43 @@
-//! Data augmentation on mini-batches: random shift + horizontal flip, and cutout with M copies.
+//! Data augmentation on mini-batches: Keras's random affine augmentation, the integer
+//! shift + flip approximation, and cutout with M copies.
 //!
 //! Every augmentation is a handful of tensor operations on the batch's own device (CPU or
-//! CUDA): the only host work per batch is drawing a few random numbers per image (offsets,
-//! flips, square centres). Masks are built by comparing `arange` rows/columns against the
-//! per-image numbers, never by looping over pixels.
+//! CUDA): the only host work per batch is drawing a few random numbers per image (angles,
+//! offsets, flips, square centres). Masks and source coordinates are built from `arange`
+//! rows/columns and the per-image numbers, never by looping over pixels.
 //!
 //! Each augmentation splits into two steps so that its geometry can be checked and shown:
 //! `draw` (the seeded random choices, returned as plain numbers) and `apply_with` (the
 //! deterministic tensor work for those choices). The [`Augment`] trait runs both.
 //!
-//! Inputs are image batches `[B, C, H, W]` (normally f32, already normalised) and label
-//! vectors `[B]`. Zero fill therefore means zero *after* normalisation.
+//! - [`RandomAffine`]: Keras's `ImageDataGenerator` rotation / shift / shear / zoom / flips,
+//!   reproduced exactly (bilinear interpolation, `'nearest'` or `'constant'` fill).
+//! - [`ShiftFlip`]: whole-pixel shifts with zero fill, then a flip — the cheaper
+//!   approximation of Keras's shift + flip that section 04 uses.
+//! - [`Cutout`]: squares blanked out, optionally in M copies per image.
+//!
+//! Inputs are image batches `[B, C, H, W]` (normally f32) and label vectors `[B]`.
+//!
+//! **Order of normalisation and augmentation.** dlkit normalises a batch when it is cut
+//! ([`crate::data::DeviceData`]) and augments the normalised batch; Keras's generator
+//! transforms the raw image and standardises afterwards. The two agree wherever the output
+//! pixel is a blend of input pixels: the bilinear weights sum to 1, so they commute with the
+//! per-channel map `x ↦ (x − mean_c) / std_c`, and `'nearest'` fill only repeats input
+//! pixels. Filled pixels do not commute: a fill value here (cutout's `fill`, ShiftFlip's zero,
+//! `FillMode::Constant(cval)`) is a value *after* normalisation. Keras's `cval` is in the
+//! units of the images it transforms (raw pixels, or [0, 1] if the images were divided by 255
+//! first), so its equivalent here is `(cval/255 − mean_c) / (std_c + 1e-6)` per channel with
+//! featurewise statistics, `cval/255` with [`crate::data::Normalization::UnitRange`] — and a
+//! Keras `cval = 0` after featurewise centring is *not* 0 here, it is each channel's `−mean/std`.
 
 mod cutout;
+mod random_affine;
 mod shift_flip;
 
 pub use cutout::{Cutout, CutoutParams, Square};
+pub use random_affine::{
+    AffineTransform, FillMode, KerasVersion, RandomAffine, RandomAffineParams,
+};
 pub use shift_flip::{ShiftAndFlip, ShiftFlip, ShiftFlipParams};
 
 use crate::error::{Error, Result};
@@ -45,11 +67,16 @@ pub fn seeded<A: Augment>(
     move |x, y| augmentation.apply(x, y, &mut rng)
 }
 
-/// The coursework's augmentation pipeline: shift + flip first, then cutout with M copies.
+/// The coursework's augmentation pipeline, in this order: integer shift + flip, Keras's random
+/// affine augmentation, then cutout with M copies (each step skipped when `None`).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Augmentation {
-    /// Random shift and horizontal flip (skipped when `None`).
+    /// Random whole-pixel shift and horizontal flip (skipped when `None`).
     pub shift_flip: Option<ShiftFlip>,
+    /// Keras `ImageDataGenerator` rotation / shift / shear / zoom / flips (skipped when
+    /// `None`; absent from records written before it existed).
+    #[serde(default)]
+    pub random_affine: Option<RandomAffine>,
     /// Cutout, possibly with several copies per image (skipped when `None`).
     pub cutout: Option<Cutout>,
 }
@@ -80,8 +107,15 @@ impl Augmentation {
     pub fn shift_flip_cutout(copies: usize) -> Result<Self> {
         Ok(Augmentation {
             shift_flip: Some(ShiftFlip::default()),
+            random_affine: None,
             cutout: Some(Cutout::new(6, 1, copies)?),
         })
+    }
+
+    /// Keras's `ImageDataGenerator` augmentation alone.
+    pub fn keras(random_affine: RandomAffine) -> Result<Self> {
+        random_affine.validate()?;
+        Ok(Augmentation { random_affine: Some(random_affine), ..Augmentation::default() })
     }
 }
 
@@ -90,6 +124,9 @@ impl Augment for Augmentation {
         let (mut x, mut y) = (x.clone(), y.clone());
         if let Some(shift_flip) = &self.shift_flip {
             (x, y) = shift_flip.apply(&x, &y, rng)?;
+        }
+        if let Some(random_affine) = &self.random_affine {
+            (x, y) = random_affine.apply(&x, &y, rng)?;
         }
         if let Some(cutout) = &self.cutout {
             (x, y) = cutout.apply(&x, &y, rng)?;

@@ -1,12 +1,15 @@
-//! Random integer shift with zero fill, then a random horizontal flip.
+//! Random integer shift with zero fill, then a random horizontal flip: the cheap
+//! approximation of Keras's shift + flip that section 04 uses.
 //!
-//! This approximates the coursework's Keras
+//! It stands in for the coursework's Keras
 //! `ImageDataGenerator(width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True)`.
 //! Differences, on purpose: Keras draws a *real* shift of up to 10 % of the side
 //! (±3.2 px on 32×32 images), interpolates, and fills uncovered pixels with the nearest edge
 //! pixel (`fill_mode='nearest'`); here the shift is a whole number of pixels drawn uniformly
 //! in `[−max_shift, max_shift]` (±4 px by default) and uncovered pixels are set to zero.
-//! As in Keras, the shift is applied first and the flip second.
+//! As in Keras, the shift is applied first and the flip second. For Keras's augmentation
+//! itself use [`super::RandomAffine`] (`width_shift_range: 0.1, height_shift_range: 0.1,
+//! horizontal_flip: true`).
 
 use super::{batch_dims, image_dims, Augment};
 use crate::error::{Error, Result};

@@ -6,25 +6,45 @@ use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-/// How u8 pixels become model inputs: `x = (p / 255 − mean_c) / std_c`.
+/// How u8 pixels become model inputs: `x = (p / 255 − mean_c) / std_c` (see each variant).
+///
+/// Fit statistics on the training images only (after holding out the validation split) and
+/// hand the same value to the training, validation and test [`DeviceData`], as Keras applies
+/// one fitted generator's `mean` and `std` to every split.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Normalization {
     /// Scale to [0, 1] only (the coursework's `x / 255`).
     UnitRange,
-    /// Scale to [0, 1], then subtract a per-channel mean and divide by a per-channel std.
+    /// Scale to [0, 1], then subtract a per-channel mean and divide by a per-channel std
+    /// (statistics given by hand, e.g. a paper's published values).
     MeanStd {
         /// Per-channel mean of the [0, 1]-scaled training pixels.
         mean: Vec<f32>,
         /// Per-channel standard deviation of the [0, 1]-scaled training pixels.
         std: Vec<f32>,
     },
+    /// Keras's `ImageDataGenerator(featurewise_center=True, featurewise_std_normalization=True,
+    /// rescale=1/255)` after `datagen.fit(x_train)`: `x = (p / 255 − mean_c) / (std_c + 1e-6)`.
+    /// Keras's `fit` rescales before measuring, so `mean`/`std` are those of the
+    /// [0, 1]-scaled pixels over all images, rows and columns of channel `c` (population std);
+    /// the same numbers as fitting on `x_train / 255` without `rescale`.
+    Featurewise {
+        /// Per-channel mean of the [0, 1]-scaled training pixels.
+        mean: Vec<f32>,
+        /// Per-channel population standard deviation of the [0, 1]-scaled training pixels
+        /// (Keras adds [`KERAS_STD_EPSILON`] when dividing).
+        std: Vec<f32>,
+    },
 }
 
+/// What Keras adds to the featurewise standard deviation before dividing by it.
+pub const KERAS_STD_EPSILON: f32 = 1e-6;
+
 impl Normalization {
-    /// Mean/std normalisation with statistics measured on `train`.
+    /// Keras's featurewise statistics measured on `train` ([`Normalization::Featurewise`]).
     pub fn fitted_to(train: &Dataset) -> Self {
         let (mean, std) = train.channel_mean_std();
-        Normalization::MeanStd { mean, std }
+        Normalization::Featurewise { mean, std }
     }
 }
 
@@ -44,17 +64,29 @@ impl DeviceData {
         let images = Tensor::from_slice(&data.images, (data.len(), c, h, w), device)?;
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
         let labels = Tensor::from_vec(labels, data.len(), device)?;
+        let per_channel = |mean: &[f32], divisor: Vec<f32>| -> Result<Option<(Tensor, Tensor)>> {
+            let m = Tensor::from_slice(mean, (1, c, 1, 1), device)?;
+            let s = Tensor::from_vec(divisor, (1, c, 1, 1), device)?;
+            Ok(Some((m, s)))
+        };
         let shift = match &normalization {
             Normalization::UnitRange => None,
             Normalization::MeanStd { mean, std } => {
-                if mean.len() != c || std.len() != c || std.iter().any(|s| *s <= 0.0) {
+                if mean.len() != c || std.len() != c || std.iter().any(|s| s.is_nan() || *s <= 0.0)
+                {
                     return Err(Error::Config(format!(
-                        "normalisation needs {c} means and {c} positive stds"
+                        "mean/std normalisation needs {c} means and {c} stds > 0, got {mean:?} and {std:?}"
                     )));
                 }
-                let m = Tensor::from_slice(mean, (1, c, 1, 1), device)?;
-                let s = Tensor::from_slice(std, (1, c, 1, 1), device)?;
-                Some((m, s))
+                per_channel(mean, std.clone())?
+            }
+            Normalization::Featurewise { mean, std } => {
+                if mean.len() != c || std.len() != c || std.iter().any(|s| s.is_nan() || *s < 0.0) {
+                    return Err(Error::Config(format!(
+                        "featurewise normalisation needs {c} means and {c} stds ≥ 0, got {mean:?} and {std:?}"
+                    )));
+                }
+                per_channel(mean, std.iter().map(|s| s + KERAS_STD_EPSILON).collect())?
             }
         };
         Ok(DeviceData { images, labels, normalization, shift })

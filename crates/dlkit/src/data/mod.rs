@@ -9,7 +9,7 @@ pub mod cifar;
 pub mod folder;
 pub mod idx;
 
-pub use batches::{Batches, DeviceData, Normalization};
+pub use batches::{Batches, DeviceData, Normalization, KERAS_STD_EPSILON};
 
 use crate::error::{Error, Result};
 use rand::seq::SliceRandom;
@@ -169,26 +169,31 @@ impl Dataset {
         Dataset { images, height, width, ..self.clone_meta() }
     }
 
-    /// Per-channel mean and standard deviation of the pixels scaled to [0, 1].
+    /// Per-channel mean and population standard deviation of the pixels scaled to [0, 1], over
+    /// all images, rows and columns (numpy's `mean`/`std` over axes (0, rows, cols), as Keras's
+    /// `ImageDataGenerator.fit`). The sums are exact integers; only the results are rounded.
     pub fn channel_mean_std(&self) -> (Vec<f32>, Vec<f32>) {
         let plane = self.height * self.width;
-        let mut sum = vec![0f64; self.channels];
-        let mut sq = vec![0f64; self.channels];
-        for img in self.images.chunks_exact(self.image_size()) {
-            for (ch, p) in img.chunks_exact(plane).enumerate() {
+        let mut sum = vec![0u64; self.channels];
+        let mut squares = vec![0u64; self.channels];
+        for img in self.images.chunks_exact(self.image_size().max(1)) {
+            for (ch, p) in img.chunks_exact(plane.max(1)).enumerate() {
                 for &v in p {
-                    let v = v as f64 / 255.0;
-                    sum[ch] += v;
-                    sq[ch] += v * v;
+                    sum[ch] += v as u64;
+                    squares[ch] += (v as u64) * (v as u64);
                 }
             }
         }
-        let n = (self.len() * plane).max(1) as f64;
-        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
-        let std = sq
+        let n = (self.len() * plane).max(1) as u128;
+        let mean = sum.iter().map(|&s| (s as f64 / n as f64 / 255.0) as f32).collect();
+        // Variance of the pixels p: (n·Σp² − (Σp)²) / n², exact in integers; then / 255².
+        let std = squares
             .iter()
             .zip(&sum)
-            .map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt()) as f32)
+            .map(|(&q, &s)| {
+                let numerator = n * q as u128 - (s as u128) * (s as u128);
+                ((numerator as f64 / (n * n) as f64).sqrt() / 255.0) as f32
+            })
             .collect();
         (mean, std)
     }

@@ -36,8 +36,8 @@ pub enum Padding {
 pub enum KernelInit {
     /// Keras's default: uniform in ±√(6 / (fan_in + fan_out)).
     GlorotUniform,
-    /// He normal: N(0, 2 / fan_in). Keras's `he_normal` also truncates at two standard
-    /// deviations (rescaled to the same std); this one does not.
+    /// Keras's `he_normal`: a normal truncated at two standard deviations, rescaled so that its
+    /// std is √(2 / fan_in) (truncated when drawn through [`super::init::seeded`]).
     HeNormal,
 }
 
@@ -46,7 +46,8 @@ impl KernelInit {
     pub fn init(self, fan_in: usize, fan_out: usize) -> Init {
         match self {
             KernelInit::GlorotUniform => glorot_uniform(fan_in, fan_out),
-            KernelInit::HeNormal => he_normal(fan_in),
+            // fan_in is read from the kernel's shape, which gives the same number.
+            KernelInit::HeNormal => he_normal(),
         }
     }
 }
