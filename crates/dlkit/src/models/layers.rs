@@ -170,12 +170,17 @@ impl ModuleT for BatchNorm {
 
 /// Batch normalisation over `channels` with Keras's defaults (see [`BatchNorm`]).
 pub fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    let config = BatchNormConfig {
-        eps: KERAS_BATCH_NORM_EPSILON,
-        remove_mean: true,
-        affine: true,
-        momentum: 1.0 - KERAS_BATCH_NORM_MOMENTUM,
-    };
+    batch_norm_with_momentum(channels, KERAS_BATCH_NORM_MOMENTUM, vb)
+}
+
+/// Batch normalisation with Keras's `momentum` (`moving = momentum·moving + (1 − momentum)·batch`)
+/// and epsilon 1e-3. Keras's 0.99 needs a few hundred steps before the running statistics
+/// reflect the weights; short runs (quick modes) use 0.9, PyTorch's default.
+pub fn batch_norm_with_momentum(channels: usize, momentum: f64, vb: VarBuilder) -> Result<BatchNorm> {
+    if !(0.0..1.0).contains(&momentum) {
+        candle_core::bail!("batch-norm momentum must be in [0, 1), got {momentum}");
+    }
+    let config = BatchNormConfig { eps: KERAS_BATCH_NORM_EPSILON, remove_mean: true, affine: true, momentum: 1.0 - momentum };
     Ok(BatchNorm { inner: candle_nn::batch_norm(channels, config, vb)? })
 }
 
@@ -198,13 +203,13 @@ pub struct ConvBnRelu {
 }
 
 impl ConvBnRelu {
-    /// Builds `Conv2D(out_channels, kernel, stride, padding)` → `BatchNormalization` → ReLU.
+    /// Builds `Conv2D(out_channels, kernel, stride, padding)` → `BatchNormalization(momentum)`
+    /// → ReLU.
     pub fn new(
         in_channels: usize,
         out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: Padding,
+        (kernel, stride, padding): (usize, usize, Padding),
+        momentum: f64,
         vb: VarBuilder,
     ) -> Result<Self> {
         let conv = conv2d(
@@ -216,7 +221,7 @@ impl ConvBnRelu {
             KernelInit::GlorotUniform,
             vb.pp("conv"),
         )?;
-        let bn = batch_norm(out_channels, vb.pp("bn"))?;
+        let bn = batch_norm_with_momentum(out_channels, momentum, vb.pp("bn"))?;
         Ok(Self { conv, bn })
     }
 

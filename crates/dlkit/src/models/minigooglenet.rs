@@ -23,7 +23,7 @@ use super::{Dropout, Network};
 use crate::Error;
 
 /// Hyperparameters of [`MiniGoogLeNet`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MiniGoogLeNetConfig {
     /// Channels of the input images: 1 (Fashion-MNIST resized to 32×32) or 3 (CIFAR-10).
     pub input_channels: usize,
@@ -35,6 +35,13 @@ pub struct MiniGoogLeNetConfig {
     /// 4: a network of the same shape with 1/16 of the multiplications.
     #[serde(default = "one")]
     pub width_divisor: usize,
+    /// Keras's batch-norm momentum (0.99; short runs use 0.9 so the running statistics settle).
+    #[serde(default = "keras_momentum")]
+    pub batch_norm_momentum: f64,
+}
+
+fn keras_momentum() -> f64 {
+    super::layers::KERAS_BATCH_NORM_MOMENTUM
 }
 
 fn one() -> usize {
@@ -44,7 +51,7 @@ fn one() -> usize {
 impl Default for MiniGoogLeNetConfig {
     /// CIFAR-10: RGB input, 10 classes, dropout seed 0, full width.
     fn default() -> Self {
-        Self { input_channels: 3, classes: 10, seed: 0, width_divisor: 1 }
+        Self { input_channels: 3, classes: 10, seed: 0, width_divisor: 1, batch_norm_momentum: keras_momentum() }
     }
 }
 
@@ -56,9 +63,9 @@ struct Inception {
 }
 
 impl Inception {
-    fn new(inputs: usize, filters1x1: usize, filters3x3: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(inputs: usize, (filters1x1, filters3x3): (usize, usize), momentum: f64, vb: VarBuilder) -> Result<Self> {
         let module = |filters, kernel, name| {
-            ConvBnRelu::new(inputs, filters, kernel, 1, Padding::Same, vb.pp(name))
+            ConvBnRelu::new(inputs, filters, (kernel, 1, Padding::Same), momentum, vb.pp(name))
         };
         Ok(Self {
             branch1x1: module(filters1x1, 1, "branch1x1")?,
@@ -82,9 +89,9 @@ struct Downsample {
 }
 
 impl Downsample {
-    fn new(in_channels: usize, filters: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(in_channels: usize, filters: usize, momentum: f64, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            conv: ConvBnRelu::new(in_channels, filters, 3, 2, Padding::Valid, vb.pp("conv"))?,
+            conv: ConvBnRelu::new(in_channels, filters, (3, 2, Padding::Valid), momentum, vb.pp("conv"))?,
         })
     }
 }
@@ -158,7 +165,8 @@ impl MiniGoogLeNet {
             return Err(Error::Config("MiniGoogLeNet width divisor must be at least 1".into()).into());
         }
         let width = |filters: usize| (filters / config.width_divisor).max(1);
-        let stem = ConvBnRelu::new(config.input_channels, width(96), 3, 1, Padding::Same, vb.pp("stem"))?;
+        let momentum = config.batch_norm_momentum;
+        let stem = ConvBnRelu::new(config.input_channels, width(96), (3, 1, Padding::Same), momentum, vb.pp("stem"))?;
         let mut channels = width(96);
         let mut body = Vec::with_capacity(BODY.len());
         for (i, stage) in BODY.into_iter().enumerate() {
@@ -166,13 +174,13 @@ impl MiniGoogLeNet {
             body.push(match stage {
                 Stage::Inception(filters1x1, filters3x3) => {
                     let (filters1x1, filters3x3) = (width(filters1x1), width(filters3x3));
-                    let module = Inception::new(channels, filters1x1, filters3x3, vb)?;
+                    let module = Inception::new(channels, (filters1x1, filters3x3), momentum, vb)?;
                     channels = filters1x1 + filters3x3;
                     Block::Inception(module)
                 }
                 Stage::Downsample(filters) => {
                     let filters = width(filters);
-                    let module = Downsample::new(channels, filters, vb)?;
+                    let module = Downsample::new(channels, filters, momentum, vb)?;
                     channels += filters; // the max pool passes the input channels through
                     Block::Downsample(module)
                 }

@@ -18,7 +18,7 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{batch_norm, conv2d, dense, l2_penalty, BatchNorm, Conv2d, KernelInit, Padding};
+use super::layers::{batch_norm_with_momentum, conv2d, dense, l2_penalty, BatchNorm, Conv2d, KernelInit, Padding};
 use super::Network;
 use crate::kernels::activation::{add_relu, relu};
 use crate::Error;
@@ -34,12 +34,19 @@ pub struct ResNetConfig {
     pub l2: f64,
     /// Channels of the input images (3 for CIFAR-10).
     pub input_channels: usize,
+    /// Keras's batch-norm momentum (0.99; short runs use 0.9 so the running statistics settle).
+    #[serde(default = "keras_momentum")]
+    pub batch_norm_momentum: f64,
+}
+
+fn keras_momentum() -> f64 {
+    super::layers::KERAS_BATCH_NORM_MOMENTUM
 }
 
 impl ResNetConfig {
     /// The Keras example's CIFAR-10 setting for a given depth: 10 classes, λ = 1e-4, RGB input.
     pub fn cifar10(depth: usize) -> Self {
-        Self { depth, classes: 10, l2: 1e-4, input_channels: 3 }
+        Self { depth, classes: 10, l2: 1e-4, input_channels: 3, batch_norm_momentum: keras_momentum() }
     }
 
     /// Basic blocks per stage, n = (depth − 2) / 6; an error unless depth = 6n + 2 with n ≥ 1.
@@ -86,7 +93,7 @@ struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn new(in_channels: usize, filters: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(in_channels: usize, (filters, stride): (usize, usize), momentum: f64, vb: VarBuilder) -> Result<Self> {
         let conv3x3 = |inputs, stride, vb| {
             conv2d(inputs, filters, 3, stride, Padding::Same, KernelInit::HeNormal, vb)
         };
@@ -98,9 +105,9 @@ impl BasicBlock {
         };
         Ok(Self {
             conv1: conv3x3(in_channels, stride, vb.pp("conv1"))?,
-            bn1: batch_norm(filters, vb.pp("bn1"))?,
+            bn1: batch_norm_with_momentum(filters, momentum, vb.pp("bn1"))?,
             conv2: conv3x3(filters, 1, vb.pp("conv2"))?,
-            bn2: batch_norm(filters, vb.pp("bn2"))?,
+            bn2: batch_norm_with_momentum(filters, momentum, vb.pp("bn2"))?,
             projection,
         })
     }
@@ -142,7 +149,7 @@ impl ResNet {
         let he = KernelInit::HeNormal;
         let stem_conv =
             conv2d(config.input_channels, 16, 3, 1, Padding::Same, he, vb.pp("stem.conv"))?;
-        let stem_bn = batch_norm(16, vb.pp("stem.bn"))?;
+        let stem_bn = batch_norm_with_momentum(16, config.batch_norm_momentum, vb.pp("stem.bn"))?;
         let mut blocks = Vec::with_capacity(3 * blocks_per_stage);
         let mut channels = 16;
         for (stage, filters) in [16, 32, 64].into_iter().enumerate() {
@@ -150,7 +157,7 @@ impl ResNet {
                 // The first block of stages 2 and 3 halves the image size.
                 let stride = if stage > 0 && block == 0 { 2 } else { 1 };
                 let vb = vb.pp(format!("stage{}.block{block}", stage + 1));
-                blocks.push(BasicBlock::new(channels, filters, stride, vb)?);
+                blocks.push(BasicBlock::new(channels, (filters, stride), config.batch_norm_momentum, vb)?);
                 channels = filters;
             }
         }

@@ -52,3 +52,37 @@ impl BatchSizeSchedule for CyclicBatchSize {
         self.batch_size(epoch)
     }
 }
+
+/// Bounds for a cyclical batch size read off a batch-size sweep (batch size, final training
+/// loss after the same number of steps), by the rule the notebook states: `max` is the
+/// smallest batch size whose loss is within `tolerance` (relative) of the sweep's lowest —
+/// larger batches buy little more — and `min` is `max / 8` (three halvings), raised to the
+/// smallest power-of-two fraction of `max` the sweep tried. `None` when no loss is finite.
+pub fn bounds_from_sweep(points: &[(usize, f64)], tolerance: f64) -> Option<(usize, usize)> {
+    let finite: Vec<&(usize, f64)> = points.iter().filter(|p| p.1.is_finite() && p.0 > 0).collect();
+    let lowest = finite.iter().map(|p| p.1).reduce(f64::min)?;
+    let max = finite.iter().filter(|p| p.1 <= lowest + tolerance * lowest.abs()).map(|p| p.0).min()?;
+    let smallest = finite.iter().map(|p| p.0).min()?;
+    let mut min = max;
+    while min % 2 == 0 && min / 2 >= smallest && max / (min / 2) <= 8 {
+        min /= 2;
+    }
+    Some((min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_come_from_the_sweep() {
+        // Losses fall with the batch size until 256, within 5 % of the lowest from 128 on.
+        let sweep = [(16, 2.0), (32, 1.5), (64, 1.1), (128, 0.84), (256, 0.82), (512, f64::NAN)];
+        assert_eq!(bounds_from_sweep(&sweep, 0.05), Some((16, 128)));
+        // max / 8 is limited by the smallest batch tried.
+        assert_eq!(bounds_from_sweep(&[(64, 1.0), (128, 0.9), (256, 0.5)], 0.05), Some((64, 256)));
+        assert_eq!(bounds_from_sweep(&[(64, f64::NAN)], 0.05), None);
+        let (min, max) = bounds_from_sweep(&sweep, 0.05).unwrap();
+        assert!(CyclicBatchSize::new(min, max, 1).is_ok(), "the bounds make a valid cycle");
+    }
+}
