@@ -5,8 +5,8 @@
     python3 scripts/run_notebooks.py 03 04      # only notebooks whose name starts with 03_ / 04_
     python3 scripts/run_notebooks.py --full 02_optimizers.ipynb
 
-Each notebook runs with its folder (notebooks/) as working directory, DLKIT_QUICK=1 in the
-kernel's environment unless --full is given, and DLKIT_DATA passed through as an absolute path
+Each notebook runs with its folder (notebooks/) as working directory, DLKIT_MODE=quick in the
+kernel's environment (DLKIT_MODE=full with --full), and DLKIT_DATA passed through as an absolute path
 (default: the repository's data/ folder). The executed notebook is written back in place
 (through a temporary file, so a notebook is never left half-written), also when a cell
 fails, so that the error can be read in the notebook. The script exits non-zero when any
@@ -131,6 +131,17 @@ def hit_cache_race(nb) -> bool:
     )
 
 
+def collapse_carriage_returns(nb) -> None:
+    """Keep, of each line of a stream output, what a terminal would show: the text after its
+    last carriage return (progress lines are redrawn in place with `\r`; JupyterLab shows only
+    the last drawing, and the saved notebook keeps only that too)."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and "\r" in out.get("text", ""):
+                lines = out["text"].split("\n")
+                out["text"] = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines)
+
+
 def write_atomically(nb, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -177,6 +188,7 @@ def run_one(path: Path, kernel: str, timeout: int, allow_stderr: bool) -> tuple[
         problems.append(f"{type(e).__name__}: {e}")
     seconds = time.monotonic() - start
     problems = error_outputs(nb, allow_stderr) + problems
+    collapse_carriage_returns(nb)
     write_atomically(nb, path)
     return not problems, seconds, problems, hit_cache_race(nb)
 
@@ -184,7 +196,7 @@ def run_one(path: Path, kernel: str, timeout: int, allow_stderr: bool) -> tuple[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="notebook file names, stems or number prefixes (default: all)")
-    parser.add_argument("--full", action="store_true", help="full configuration instead of quick mode (DLKIT_QUICK unset)")
+    parser.add_argument("--full", action="store_true", help="full configuration instead of quick mode (DLKIT_MODE=full)")
     parser.add_argument("--kernel", default="rust", help="Jupyter kernel name (default: rust, from `evcxr_jupyter --install`)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default 1800)")
     parser.add_argument("--allow-stderr", action="store_true",
@@ -197,10 +209,8 @@ def main() -> int:
         return 0
 
     # The kernel inherits this process's environment.
-    if args.full:
-        os.environ.pop("DLKIT_QUICK", None)
-    else:
-        os.environ["DLKIT_QUICK"] = "1"
+    os.environ.pop("DLKIT_QUICK", None)
+    os.environ["DLKIT_MODE"] = "full" if args.full else "quick"
     data = os.environ.get("DLKIT_DATA") or str(REPO / "data")
     os.environ["DLKIT_DATA"] = os.path.abspath(data)  # notebooks run in notebooks/, not here
     mode = "full" if args.full else "quick"

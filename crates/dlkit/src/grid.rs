@@ -1,7 +1,8 @@
 //! Image grids: sample images (from a dataset or a batch tensor) tiled into one picture,
 //! shown inline in evcxr as a PNG and savable to a file.
 
-use crate::data::Dataset;
+use crate::augment::Augment;
+use crate::data::{Dataset, DeviceData};
 use crate::error::{Error, Result};
 use candle_core::{DType, Tensor};
 use image::{imageops, RgbImage};
@@ -35,6 +36,21 @@ impl ImageGrid {
             .to_vec1::<u8>()?;
         let tiles: Vec<Vec<u8>> = bytes.chunks_exact(c * h * w).map(|t| t.to_vec()).take(n).collect();
         Self::from_chw(&tiles, (c, h, w), columns, scale)
+    }
+
+    /// The first `n` images of `data` in the top row and, below it, one row per augmentation
+    /// applied to them (seeded by `seed`), each tile enlarged `scale` times.
+    pub fn augmented(data: &DeviceData, n: usize, augmentations: &[&dyn Augment], seed: u64, scale: u32) -> Result<Self> {
+        use rand::SeedableRng;
+        let n = n.min(data.len());
+        let (x, y) = data.range(0, n)?;
+        let mut rows = vec![data.to_unit_range(&x)?];
+        for (k, augmentation) in augmentations.iter().enumerate() {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(k as u64));
+            let (augmented, _) = augmentation.apply(&x, &y, &mut rng)?;
+            rows.push(data.to_unit_range(&augmented.narrow(0, 0, n)?)?);
+        }
+        Self::from_tensor(&Tensor::cat(&rows, 0)?, n, scale)
     }
 
     fn from_chw(tiles: &[Vec<u8>], (c, h, w): (usize, usize, usize), columns: usize, scale: u32) -> Result<Self> {

@@ -128,6 +128,32 @@ impl History {
         self.epochs.last().map(|e| e.train_loss)
     }
 
+    /// One sentence on how training went, from the first and last epochs: "Over 5 epochs the
+    /// training loss went from 27.53 to 23.91 and the training accuracy from 0.229 to 0.358."
+    pub fn progress_sentence(&self) -> String {
+        match (self.epochs.first(), self.epochs.last()) {
+            (Some(a), Some(b)) => format!(
+                "Over {} epochs the training loss went from {:.3} to {:.3} and the training accuracy from {:.3} to {:.3}.",
+                self.epochs.len(),
+                a.train_loss,
+                b.train_loss,
+                a.train_acc,
+                b.train_acc
+            ),
+            _ => "No epoch was trained.".to_string(),
+        }
+    }
+
+    /// The batch sizes the epochs used: `"64"`, or `"16–128"` when they varied.
+    pub fn batch_size_range(&self) -> String {
+        let sizes = self.epochs.iter().map(|e| e.batch_size);
+        match (sizes.clone().min(), sizes.max()) {
+            (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
+            (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
+            _ => "-".into(),
+        }
+    }
+
     /// (epoch, value) points of a per-epoch quantity, for charts.
     pub fn series(&self, f: impl Fn(&EpochRecord) -> Option<f64>) -> Vec<(f64, f64)> {
         self.epochs.iter().filter_map(|e| f(e).map(|v| (e.epoch as f64, v))).collect()

@@ -1,7 +1,7 @@
 //! Model summaries against figures worked out by hand (per-layer arithmetic written out here).
 
 use dlkit::summary::{
-    self, alexnet, by_name, inception_cost, minigooglenet, mlp, receptive_field, resnet_v1, vgg19, vgg_cnn, Conv2d,
+    self, alexnet, by_name, inception_cost, minigooglenet, mlp, receptive_field, resnet_v1, vgg19, vgg19_without_biases, vgg_cnn, Conv2d,
     Dense, Layer, ModelSpec, Sequential, Shape,
 };
 
@@ -247,4 +247,13 @@ fn bad_specifications_are_config_errors() {
     let main = Sequential::new().add("conv", Conv2d::new(8, 3));
     let mismatch = ModelSpec::new("x", Shape::image(3, 8, 8)).add("block", Layer::residual(main, Sequential::new()));
     assert!(mismatch.summary().is_err());
+}
+
+#[test]
+fn vgg19_weights_without_biases() {
+    // Biases: one per output channel of the 16 convolutions (2·64 + 2·128 + 4·256 + 8·512 =
+    // 5,504) and per unit of the dense layers (4096 + 4096 + 1000 = 9,192): 14,696 in all.
+    let without = vgg19_without_biases().summary().unwrap().total_params();
+    assert_eq!(without, 143_667_240 - 14_696);
+    assert_eq!(without, 143_652_544);
 }

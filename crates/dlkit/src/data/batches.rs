@@ -141,6 +141,15 @@ impl DeviceData {
         })
     }
 
+    /// Undo [`DeviceData::normalize`]: model inputs back to pixels scaled to [0, 1] (for showing
+    /// augmented images).
+    pub fn to_unit_range(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match &self.shift {
+            None => x.clone(),
+            Some((m, s)) => x.broadcast_mul(s)?.broadcast_add(m)?,
+        })
+    }
+
     /// One epoch of shuffled mini-batches; the order depends only on `(seed, epoch)`.
     pub fn batches(&self, batch_size: usize, seed: u64, epoch: usize) -> Result<Batches<'_>> {
         if batch_size == 0 {

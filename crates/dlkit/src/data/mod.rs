@@ -136,6 +136,14 @@ impl Dataset {
         Ok((self.subset(train), self.subset(val)))
     }
 
+    /// Indices of the first `k` images of each of `classes`, class after class (for sample grids).
+    pub fn first_of_classes(&self, classes: &[u8], k: usize) -> Vec<usize> {
+        classes
+            .iter()
+            .flat_map(|&c| self.labels.iter().enumerate().filter(move |(_, l)| **l == c).map(|(i, _)| i).take(k))
+            .collect()
+    }
+
     /// Images per class, indexed by label.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes.len()];

@@ -306,6 +306,16 @@ impl Experiment {
         Ok(RunRecord::new(self.clone(), data.spec.clone(), mode, history, test, device))
     }
 
+    /// The learning-rate range test for this experiment's model, optimizer, batch size and seed:
+    /// a freshly built model trained on `data.train` while `finder` raises the rate.
+    pub fn find_lr(&self, finder: &schedule::LrFinder, data: &Prepared) -> Result<schedule::FinderResult> {
+        self.check(data)?;
+        let varmap = VarMap::new();
+        let model = self.model.build(&varmap, self.seed, data.train.device())?;
+        let mut optimizer = self.optimizer.build(crate::optim::vars_in_name_order(&varmap))?;
+        finder.run(model.as_ref(), &varmap, &mut optimizer, &data.train, self.batch_size, self.seed)
+    }
+
     /// Training steps the run makes (epochs × batches per epoch).
     pub fn steps(&self, training_images: usize) -> usize {
         (0..self.epochs)

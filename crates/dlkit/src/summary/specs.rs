@@ -154,18 +154,30 @@ pub fn alexnet() -> ModelSpec {
 /// blocks (64, 128, 256, 512, 512 filters; 2, 2, 4, 4, 4 convolutions), each block ending in
 /// a 2×2 max-pool, then fc1 4096, fc2 4096 and a 1000-way softmax.
 pub fn vgg19() -> ModelSpec {
-    let mut spec = ModelSpec::new("vgg19", Shape::image(3, 224, 224));
+    vgg19_spec(true)
+}
+
+/// VGG-19 with no bias in any layer: its weights alone (143,652,544 of the 143,667,240
+/// parameters; the other 14,696 are the biases).
+pub fn vgg19_without_biases() -> ModelSpec {
+    vgg19_spec(false)
+}
+
+fn vgg19_spec(bias: bool) -> ModelSpec {
+    let conv = |filters| if bias { Conv2d::new(filters, 3).relu() } else { Conv2d::new(filters, 3).relu().no_bias() };
+    let dense = |units| if bias { Dense::new(units) } else { Dense::new(units).no_bias() };
+    let mut spec = ModelSpec::new(if bias { "vgg19" } else { "vgg19 (no biases)" }, Shape::image(3, 224, 224));
     for (block, (filters, convs)) in [(64, 2), (128, 2), (256, 4), (512, 4), (512, 4)].into_iter().enumerate() {
         let b = block + 1;
         for c in 1..=convs {
-            spec = spec.add(format!("block{b}_conv{c}"), Conv2d::new(filters, 3).relu());
+            spec = spec.add(format!("block{b}_conv{c}"), conv(filters));
         }
         spec = spec.add(format!("block{b}_pool"), Layer::MaxPool(Pool::new(2)));
     }
     spec.add("flatten", Layer::Flatten)
-        .add("fc1", Dense::new(4096).relu())
-        .add("fc2", Dense::new(4096).relu())
-        .add("predictions", Dense::new(1000).softmax())
+        .add("fc1", dense(4096).relu())
+        .add("fc2", dense(4096).relu())
+        .add("predictions", dense(1000).softmax())
 }
 
 /// The summary of a coursework model by name: `mlp`, `vgg-cnn`, `minigooglenet`
