@@ -32,7 +32,7 @@ pub enum Padding {
 }
 
 /// How a layer's kernel is initialised (Keras's `kernel_initializer=` argument).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KernelInit {
     /// Keras's default: uniform in ±√(6 / (fan_in + fan_out)).
     GlorotUniform,

@@ -24,8 +24,9 @@ pub fn mlp(input: usize, hidden: &[usize], classes: usize) -> ModelSpec {
 /// The coursework's VGG-style CIFAR-10 CNN (1,186,378 parameters).
 ///
 /// Three blocks of two 3×3 `'same'` ReLU convolutions (64, 128, 256 filters), each followed
-/// by a 2×2 max-pool (32 → 16 → 8 → 4), then dropout 0.5, flatten (4·4·256 = 4096) and a
-/// dense softmax layer of 10 units.
+/// by a 2×2 max-pool with stride 2 and `'same'` padding (32 → 16 → 8 → 4), then flatten
+/// (4·4·256 = 4096), dropout 0.5 and a dense softmax layer of 10 units — the section-05
+/// report's layers, in its order.
 pub fn vgg_cnn() -> ModelSpec {
     let mut spec = ModelSpec::new("vgg-cnn", Shape::image(3, 32, 32));
     for (block, filters) in [64, 128, 256].into_iter().enumerate() {
@@ -33,9 +34,9 @@ pub fn vgg_cnn() -> ModelSpec {
         spec = spec
             .add(format!("block{b}_conv1"), Conv2d::new(filters, 3).relu())
             .add(format!("block{b}_conv2"), Conv2d::new(filters, 3).relu())
-            .add(format!("block{b}_pool"), Layer::MaxPool(Pool::new(2)));
+            .add(format!("block{b}_pool"), Layer::MaxPool(Pool::new(2).stride(2).same()));
     }
-    spec.add("dropout", Layer::Dropout(0.5)).add("flatten", Layer::Flatten).add("output", Dense::new(10).softmax())
+    spec.add("flatten", Layer::Flatten).add("dropout", Layer::Dropout(0.5)).add("output", Dense::new(10).softmax())
 }
 
 /// Convolution → batch norm → ReLU (Keras `resnet_layer` and MiniGoogLeNet's `conv_module`).
