@@ -41,6 +41,7 @@ use candle_nn::{Init, Linear, VarBuilder};
 use super::layers::{conv2d_no_bias, pytorch_batch_norm, BatchNorm, Conv2d, KernelInit, Padding};
 use super::{Dropout, Network};
 use crate::kernels::activation::{add_relu, relu};
+use crate::kernels::scale::scale_channels;
 use crate::Error;
 
 /// Bottleneck widths of the four stages (the block outputs are 4× as wide).
@@ -57,7 +58,7 @@ pub struct ResNetDConfig {
     /// Squeeze-and-excitation reduction r (the bottleneck of the SE is C/r wide): 4 or 16.
     pub se_reduction: usize,
     /// Dropout rate before the classifier, in [0, 1).
-    pub dropout: f32,
+    pub dropout: f64,
     /// Number of classes (outputs of the last layer).
     pub classes: usize,
     /// Channels of the input images (3 for CIFAR-10).
@@ -203,8 +204,7 @@ impl SqueezeExcitation {
 
 impl Module for SqueezeExcitation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, c, _, _) = x.dims4()?;
-        x.broadcast_mul(&self.gate(x)?.reshape((n, c, 1, 1))?)
+        scale_channels(x, &self.gate(x)?)
     }
 }
 
@@ -299,7 +299,7 @@ impl ResNetD {
         let bound = 1.0 / (channels as f64).sqrt();
         let classifier =
             pytorch_dense(channels, config.classes, Init::Uniform { lo: -bound, up: bound }, vb.pp("classifier"))?;
-        Ok(ResNetD { stem, blocks, dropout: Dropout::new(config.dropout, config.seed)?, classifier })
+        Ok(ResNetD { stem, blocks, dropout: Dropout::new(config.dropout as f32, config.seed)?, classifier })
     }
 
     /// The forward pass in evaluation mode (no dropout, batch norm running statistics).

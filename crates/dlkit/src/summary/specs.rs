@@ -181,7 +181,7 @@ pub fn resnet_d_se(config: &ResNetDConfig) -> Result<ModelSpec> {
     }
     Ok(spec
         .add("avgpool", Layer::GlobalAvgPool)
-        .add("dropout", Layer::Dropout(f64::from(config.dropout)))
+        .add("dropout", Layer::Dropout(config.dropout))
         .add("classifier", Dense::new(config.classes).softmax()))
 }
 
