@@ -100,7 +100,7 @@ impl Default for ResNetDConfig {
 
 impl ResNetDConfig {
     /// The quick-mode model of the same family: one block per stage, a quarter of the widths
-    /// (stem 16, bottlenecks 16-32-64-128, outputs up to 512), other settings unchanged.
+    /// (stem_width / 4, bottlenecks 16-32-64-128, outputs up to 512), other settings unchanged.
     pub fn reduced(self) -> Self {
         ResNetDConfig { blocks_per_stage: [1, 1, 1, 1], width_divisor: 4, ..self }
     }
