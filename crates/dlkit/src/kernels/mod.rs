@@ -9,8 +9,7 @@
 //! - [`conv`]: convolution as im2col + GEMM, forward and both backward passes;
 //! - [`batch_norm`]: training-mode batch norm in two passes over the data, forward and backward;
 //! - [`activation`]: ReLU and the residual add + ReLU with one-pass backward passes;
-//! - [`pool`]: max pooling with overlapping windows and its backward pass;
-//! - [`scale`]: per-channel scaling (squeeze-and-excitation) with a one-pass backward.
+//! - [`pool`]: max pooling with overlapping windows and its backward pass.
 //!
 //! They run on CPU `f32` tensors ([`applies_to`]); the layers in `models::layers` check that and
 //! fall back to candle's own ops on any other device or dtype, so the same model code runs on CUDA.
@@ -19,7 +18,6 @@ pub mod activation;
 pub mod batch_norm;
 pub mod conv;
 pub mod pool;
-pub mod scale;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 

@@ -41,7 +41,6 @@ use candle_nn::{Init, Linear, VarBuilder};
 use super::layers::{conv2d_no_bias, pytorch_batch_norm, BatchNorm, Conv2d, KernelInit, Padding};
 use super::{Dropout, Network};
 use crate::kernels::activation::{add_relu, relu};
-use crate::kernels::scale::scale_channels;
 use crate::Error;
 
 /// Bottleneck widths of the four stages (the block outputs are 4× as wide).
@@ -204,7 +203,8 @@ impl SqueezeExcitation {
 
 impl Module for SqueezeExcitation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        scale_channels(x, &self.gate(x)?)
+        let (n, c, _, _) = x.dims4()?;
+        x.broadcast_mul(&self.gate(x)?.reshape((n, c, 1, 1))?)
     }
 }
 
