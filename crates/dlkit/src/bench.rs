@@ -11,7 +11,7 @@
 use crate::augment::{Augment, Augmentation, FillMode, RandomAffine};
 use crate::error::{Error, Result};
 use crate::experiment::ModelChoice;
-use crate::models::MiniGoogLeNetConfig;
+use crate::models::{MiniGoogLeNetConfig, ResNetDConfig};
 use crate::optim::{vars_in_name_order, OptimizerConfig, OptimizerState};
 use crate::summary;
 use crate::table::Table;
@@ -100,6 +100,14 @@ fn training_workloads() -> Result<Vec<(String, ModelChoice, usize, usize, Option
         ("MiniGoogLeNet".into(), ModelChoice::from_name("minigooglenet", 1)?, 1, 64, macs(summary::minigooglenet(1))?),
         ("MiniGoogLeNet ÷4 (quick mode)".into(), narrow, 1, 64, None),
         ("VGG-style CNN".into(), ModelChoice::from_name("vgg-cnn", 3)?, 3, 64, macs(summary::vgg_cnn())?),
+        ("ResNet-50-D-SE".into(), ModelChoice::from_name("resnet50d-se", 3)?, 3, 32, macs(summary::resnet50d_se(64, 16)?)?),
+        (
+            "ResNet-50-D-SE reduced (quick mode)".into(),
+            ModelChoice::ResNetD(ResNetDConfig::default().reduced()),
+            3,
+            64,
+            macs(summary::resnet_d_se(&ResNetDConfig::default().reduced())?)?,
+        ),
     ])
 }
 

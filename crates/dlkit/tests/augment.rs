@@ -87,7 +87,7 @@ fn expected_shift_flip(
 }
 
 fn params(holes: usize, size: usize, centres: Vec<(usize, usize)>) -> CutoutParams {
-    CutoutParams { height: 8, width: 8, size, holes, centres }
+    CutoutParams { height: 8, width: 8, length: size, holes, centres }
 }
 
 #[test]

@@ -262,13 +262,20 @@ fn he_normal_and_glorot_uniform_initialisation() -> Result<()> {
     let sample_std = (w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
     assert!((sample_std / (2.0f64 / 16.0).sqrt() - 1.0).abs() < 0.15, "std {sample_std}");
 
-    let (varmap, _) = build(|vb| VggCnn::new(vb, VggCnnConfig::default()))?;
+    let glorot = VggCnnConfig { init: dlkit::models::layers::KernelInit::GlorotUniform, ..VggCnnConfig::default() };
+    let (varmap, _) = build(|vb| VggCnn::new(vb, glorot))?;
     // block 3 second conv: fan_in = fan_out = 256 · 9, Glorot bound √(6 / 4608).
     let w = values(&varmap, "block3.conv2.weight");
     let bound = (6.0f64 / (2.0 * 256.0 * 9.0)).sqrt();
     let max = w.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
     assert!(max <= bound && max > 0.99 * bound, "max |w| {max}, bound {bound}");
     assert_eq!(values(&varmap, "classifier.bias"), vec![0.0; 10]);
+
+    // The section-05 report's default: He normal convolutions, std √(2 / fan_in).
+    let (varmap, _) = build(|vb| VggCnn::new(vb, VggCnnConfig::default()))?;
+    let w = values(&varmap, "block3.conv2.weight");
+    let sample_std = (w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+    assert!((sample_std / (2.0f64 / 2304.0).sqrt() - 1.0).abs() < 0.03, "std {sample_std}");
     Ok(())
 }
 

@@ -223,14 +223,14 @@ fn sgd_plain_matches_equations() -> Result<()> {
 
 #[test]
 fn sgd_momentum_matches_equations() -> Result<()> {
-    let p = SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: false };
+    let p = SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: false, weight_decay: 0.0 };
     assert_close("momentum", &run::<Sgd>(p, DType::F64)?, &sgd_reference(0.1, 0.7, false), TIGHT);
     Ok(())
 }
 
 #[test]
 fn sgd_nesterov_matches_equations() -> Result<()> {
-    let p = SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: true };
+    let p = SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: true, weight_decay: 0.0 };
     assert_close("nesterov", &run::<Sgd>(p, DType::F64)?, &sgd_reference(0.1, 0.7, true), TIGHT);
     Ok(())
 }
@@ -320,7 +320,7 @@ fn every_optimizer_in_f32_matches_equations() -> Result<()> {
     // f32 weights on the CPU take the fused in-place update; f32 rounding (~6e-8 per operation,
     // a dozen operations per step) stays well inside 1e-5.
     let f32_run = DType::F32;
-    let sgd = |lr, momentum, nesterov| SgdParams { learning_rate: lr, momentum, nesterov };
+    let sgd = |lr, momentum, nesterov| SgdParams { learning_rate: lr, momentum, nesterov, weight_decay: 0.0 };
     assert_close("sgd f32", &run::<Sgd>(sgd(0.1, 0.0, false), f32_run)?, &sgd_reference(0.1, 0.0, false), 1e-5);
     assert_close("momentum f32", &run::<Sgd>(sgd(0.1, 0.7, false), f32_run)?, &sgd_reference(0.1, 0.7, false), 1e-5);
     assert_close("nesterov f32", &run::<Sgd>(sgd(0.1, 0.7, true), f32_run)?, &sgd_reference(0.1, 0.7, true), 1e-5);
@@ -401,7 +401,7 @@ fn keras_docstring_examples() -> Result<()> {
     let w = keras_doc_example::<Nadam>(p, 10.0, 1)?;
     assert_eq!(format!("{:.1}", w[0]), "9.8");
     // SGD(learning_rate=0.1, momentum=0.9), var = 1: the first step moves 0.1, the second 0.18.
-    let p = SgdParams { learning_rate: 0.1, momentum: 0.9, nesterov: false };
+    let p = SgdParams { learning_rate: 0.1, momentum: 0.9, nesterov: false, weight_decay: 0.0 };
     let w = keras_doc_example::<Sgd>(p, 1.0, 2)?;
     assert!((1.0 - w[0] - 0.1).abs() < 1e-12 && (w[0] - w[1] - 0.18).abs() < 1e-12, "sgd {w:?}");
     Ok(())
@@ -411,7 +411,7 @@ fn keras_docstring_examples() -> Result<()> {
 
 #[test]
 fn defaults_are_keras_defaults() {
-    assert_eq!(SgdParams::default(), SgdParams { learning_rate: 0.01, momentum: 0.0, nesterov: false });
+    assert_eq!(SgdParams::default(), SgdParams { learning_rate: 0.01, momentum: 0.0, nesterov: false, weight_decay: 0.0 });
     assert_eq!(
         AdaGradParams::default(),
         AdaGradParams { learning_rate: 0.001, initial_accumulator_value: 0.1, epsilon: 1e-7 }
@@ -474,7 +474,7 @@ fn bad_hyperparameters_are_rejected() {
     let bad = OptimizerConfig::Adam(AdamParams { beta_2: 1.0, ..Default::default() });
     assert!(matches!(bad.build(vec![]), Err(dlkit::Error::Config(_))));
     // Boundary values that are allowed.
-    assert!(Sgd::new(vec![], SgdParams { learning_rate: 0.0, momentum: 0.0, nesterov: true }).is_ok());
+    assert!(Sgd::new(vec![], SgdParams { learning_rate: 0.0, momentum: 0.0, nesterov: true, weight_decay: 0.0 }).is_ok());
     assert!(
         AdaGrad::new(vec![], AdaGradParams { initial_accumulator_value: 0.0, ..Default::default() }).is_ok()
     );
@@ -532,8 +532,8 @@ fn set_learning_rate_takes_effect_at_next_step() -> Result<()> {
 /// Configurations whose state (beyond the step counter) is exercised by the round trip.
 fn stateful_configs() -> Vec<OptimizerConfig> {
     vec![
-        OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: false }),
-        OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: true }),
+        OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: false, weight_decay: 0.0 }),
+        OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: true, weight_decay: 0.0 }),
         OptimizerConfig::AdaGrad(AdaGradParams { learning_rate: 0.1, ..Default::default() }),
         OptimizerConfig::RmsProp(RmsPropParams { learning_rate: 0.1, ..Default::default() }),
         OptimizerConfig::RmsProp(RmsPropParams {
@@ -634,6 +634,9 @@ fn fused_matches_tensor_ops<R: UpdateRule>(rule: R) -> Result<()> {
 fn fused_cpu_update_matches_tensor_ops_for_every_optimizer() -> Result<()> {
     let mut configs = stateful_configs();
     configs.push(OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, ..Default::default() }));
+    for (momentum, nesterov) in [(0.0, false), (0.7, false), (0.7, true)] {
+        configs.push(OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, momentum, nesterov, weight_decay: 0.05 }));
+    }
     configs.push(OptimizerConfig::RmsProp(RmsPropParams { learning_rate: 0.1, centered: true, ..Default::default() }));
     configs.push(OptimizerConfig::RmsProp(RmsPropParams { learning_rate: 0.1, momentum: 0.5, ..Default::default() }));
     for config in configs {
@@ -676,6 +679,75 @@ fn loading_mismatched_state_fails_and_changes_nothing() -> Result<()> {
     Ok(())
 }
 
+// ---------- PyTorch weight decay in SGD ----------
+
+/// SGD with PyTorch's weight decay: g ← g + λ·w, then the Keras update of `sgd_reference`.
+fn sgd_weight_decay_reference(lr: f64, momentum: f64, nesterov: bool, wd: f64) -> Vec<[f64; 4]> {
+    let mut w = W0;
+    let mut velocity = [0.0; 4];
+    let mut out = Vec::new();
+    for g in &GRADS {
+        for i in 0..4 {
+            let g = g[i] + wd * w[i];
+            velocity[i] = momentum * velocity[i] - lr * g;
+            w[i] += if nesterov { momentum * velocity[i] - lr * g } else { velocity[i] };
+        }
+        out.push(w);
+    }
+    out
+}
+
+#[test]
+fn sgd_nesterov_weight_decay_matches_hand_arithmetic_and_pytorch() -> Result<()> {
+    // λ = 0.01, η = 0.1, μ = 0.9, weight 0 (w₀ = 0.5, gradients 0.3, −0.4, 0.1) by hand:
+    // step 1: g' = 0.3 + 0.01·0.5 = 0.305; v = −0.0305; w = 0.5 + 0.9·(−0.0305) − 0.0305 = 0.44205
+    // step 2: g' = −0.4 + 0.0044205 = −0.3955795; v = −0.02745 + 0.03955795 = 0.01210795;
+    //         w = 0.44205 + 0.010897155 + 0.03955795 = 0.492505105
+    // step 3: g' = 0.1 + 0.00492505105 = 0.10492505105; v = 0.010897155 − 0.010492505105 = 0.000404649895;
+    //         w = 0.492505105 + 0.0003641849055 − 0.010492505105 = 0.4823767848005
+    // torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01) on the same
+    // weights and gradients (`python3 bench/resnet_d_reference.py`, torch 2.15) prints:
+    let torch = [
+        [0.44205, -0.8651, 1.7682, -0.009500000000000001],
+        [0.492505105, -0.84394631, 1.49502042, 0.27146805],
+        [0.4823767848005, -0.692083081011, 1.4809096392019998, 0.00881495570499999],
+    ];
+    assert!((torch[2][0] - 0.4823767848005f64).abs() < 1e-15, "hand value of weight 0");
+    let p = SgdParams { learning_rate: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01 };
+    assert_close("sgd nesterov + weight decay, f64 (tensor ops)", &run::<Sgd>(p, DType::F64)?, &torch, TIGHT);
+    assert_close("sgd nesterov + weight decay, f32 (fused)", &run::<Sgd>(p, DType::F32)?, &torch, 1e-6);
+    assert_close("reference", &sgd_weight_decay_reference(0.1, 0.9, true, 0.01), &torch, 1e-14);
+    Ok(())
+}
+
+#[test]
+fn sgd_weight_decay_without_and_with_plain_momentum_matches_equations() -> Result<()> {
+    for (momentum, nesterov) in [(0.0, false), (0.7, false)] {
+        let p = SgdParams { learning_rate: 0.1, momentum, nesterov, weight_decay: 0.2 };
+        let expected = sgd_weight_decay_reference(0.1, momentum, nesterov, 0.2);
+        assert_close(&format!("μ = {momentum}, f64"), &run::<Sgd>(p, DType::F64)?, &expected, TIGHT);
+        assert_close(&format!("μ = {momentum}, f32"), &run::<Sgd>(p, DType::F32)?, &expected, 1e-6);
+    }
+    // λ = 0 is plain Keras SGD.
+    let p = SgdParams { learning_rate: 0.1, momentum: 0.7, nesterov: true, weight_decay: 0.0 };
+    assert_close("λ = 0", &run::<Sgd>(p, DType::F64)?, &sgd_reference(0.1, 0.7, true), TIGHT);
+    Ok(())
+}
+
+#[test]
+fn sgd_weight_decay_is_checked_and_optional_in_records() -> dlkit::Result<()> {
+    for wd in [-0.1, f64::NAN, f64::INFINITY] {
+        rejects::<Sgd>(SgdParams { weight_decay: wd, ..Default::default() }, "weight_decay");
+    }
+    // A record written before weight decay existed reads as λ = 0.
+    let old: OptimizerConfig =
+        serde_json::from_str(r#"{"optimizer":"sgd","learning_rate":0.1,"momentum":0.9,"nesterov":true}"#)
+            .map_err(|e| dlkit::Error::Config(e.to_string()))?;
+    assert_eq!(old, OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.0 }));
+    assert!(OptimizerConfig::Sgd(SgdParams { weight_decay: 5e-4, ..Default::default() }).describe().contains("weight_decay = 0.0005"));
+    Ok(())
+}
+
 // ---------- choosing by name ----------
 
 #[test]
@@ -693,11 +765,11 @@ fn from_name_round_trips_and_rejects_unknown_names() -> dlkit::Result<()> {
     assert_eq!(OptimizerConfig::from_name("ADAM", Some(0.02))?.learning_rate(), 0.02);
     assert_eq!(
         OptimizerConfig::from_name("sgd-nesterov", None)?,
-        OptimizerConfig::Sgd(SgdParams { learning_rate: 0.01, momentum: 0.9, nesterov: true })
+        OptimizerConfig::Sgd(SgdParams { learning_rate: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0 })
     );
     assert_eq!(
         OptimizerConfig::from_name("momentum", Some(0.1))?,
-        OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, momentum: 0.9, nesterov: false })
+        OptimizerConfig::Sgd(SgdParams { learning_rate: 0.1, momentum: 0.9, nesterov: false, weight_decay: 0.0 })
     );
     assert_eq!(
         OptimizerConfig::from_name("rmsprop", None)?,

@@ -1,11 +1,13 @@
 //! Cutout (DeVries & Taylor, 2017): blank out random squares, optionally in M copies per image.
 //!
-//! Geometry, exactly as the paper's code and the coursework helper (integer division):
-//! a centre `(cy, cx)` is drawn uniformly in `[0, H) × [0, W)`, and the square covers rows
-//! `y1 ≤ i < y2` and columns `x1 ≤ j < x2` with
-//! `y1 = clip(cy − size/2, 0, H)`, `y2 = clip(cy + size/2, 0, H)` (same for `x` with `W`).
-//! So squares near a border are cut off by it, and an odd `size` covers `size − 1` pixels
-//! a side. Every channel of a covered pixel is set to `fill`.
+//! Geometry, exactly as the paper's code (uoguelph-mlrg/Cutout, `util/cutout.py`) and the
+//! coursework helper (integer division): for each of the `holes` squares a centre `(cy, cx)` is
+//! drawn uniformly in `[0, H) × [0, W)` (`cy` first), and the square covers rows `y1 ≤ i < y2`
+//! and columns `x1 ≤ j < x2` with
+//! `y1 = clip(cy − length/2, 0, H)`, `y2 = clip(cy + length/2, 0, H)` (same for `x` with `W`).
+//! So squares near a border are cut off by it, an odd `length` covers `length − 1` pixels
+//! a side, and squares of one sample may overlap (their union is cut). Every channel of a
+//! covered pixel is set to `fill`.
 //!
 //! With `copies = M`, a batch of `B` images becomes `B·M` samples in copy-major order:
 //! sample `k·B + b` is copy `k` of image `b` (the first `B` samples are one copy of the
@@ -18,11 +20,13 @@ use candle_core::{DType, Tensor};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-/// Cutout with `holes` squares of side `size` per sample, `copies` samples per image.
+/// Cutout with `holes` squares of side `length` per sample, `copies` samples per image.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cutout {
-    /// Side of each square in pixels (coursework helper: 6; the paper uses 16 on CIFAR-10).
-    pub size: usize,
+    /// Side of each square in pixels, the reference's `length` (coursework helper: 6; the
+    /// paper uses 16 on CIFAR-10). Records written before the rename call it `size`.
+    #[serde(alias = "size")]
+    pub length: usize,
     /// Number of squares per sample (default 1).
     pub holes: usize,
     /// Number of differently masked copies of each image, M (default 1).
@@ -39,7 +43,7 @@ pub struct CutoutParams {
     /// Image width the centres were drawn for.
     pub width: usize,
     /// Side of the squares.
-    pub size: usize,
+    pub length: usize,
     /// Squares per sample.
     pub holes: usize,
     /// Centres `(cy, cx)`, sample-major: hole `k` of sample `s` is at index `s·holes + k`.
@@ -61,14 +65,14 @@ pub struct Square {
 
 impl Default for Cutout {
     fn default() -> Self {
-        Cutout { size: 6, holes: 1, copies: 1, fill: 0.0 }
+        Cutout { length: 6, holes: 1, copies: 1, fill: 0.0 }
     }
 }
 
 impl Cutout {
-    /// Cutout with zero fill: `holes` squares of side `size`, `copies` copies per image.
-    pub fn new(size: usize, holes: usize, copies: usize) -> Result<Self> {
-        let c = Cutout { size, holes, copies, fill: 0.0 };
+    /// Cutout with zero fill: `holes` squares of side `length`, `copies` copies per image.
+    pub fn new(length: usize, holes: usize, copies: usize) -> Result<Self> {
+        let c = Cutout { length, holes, copies, fill: 0.0 };
         c.validate()?;
         Ok(c)
     }
@@ -114,7 +118,7 @@ impl Cutout {
                 (cy, cx)
             })
             .collect();
-        Ok(CutoutParams { height, width, size: self.size, holes: self.holes, centres })
+        Ok(CutoutParams { height, width, length: self.length, holes: self.holes, centres })
     }
 
     /// Make the `M` copies of `x: [B, C, H, W]` and `y: [B]` and cut the squares of `params`
@@ -191,7 +195,7 @@ impl CutoutParams {
             return None;
         }
         let &(cy, cx) = self.centres.get(sample * self.holes + hole)?;
-        let half = self.size / 2;
+        let half = self.length / 2;
         Some(Square {
             top: cy.saturating_sub(half).min(self.height),
             bottom: (cy + half).min(self.height),

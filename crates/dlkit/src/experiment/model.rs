@@ -16,10 +16,13 @@ pub enum ModelChoice {
     ResNet(models::ResNetConfig),
     /// MiniGoogLeNet (Fashion-MNIST or CIFAR-10).
     MiniGoogLeNet(models::MiniGoogLeNetConfig),
+    /// ResNet-50-D with squeeze-and-excitation (section 07).
+    ResNetD(models::ResNetDConfig),
 }
 
 /// The model names [`ModelChoice::from_name`] understands.
-pub const MODEL_NAMES: &str = "mlp, mlp-dropout, vgg-cnn, resnet20, resnet32, resnet44, resnet56, resnet110, minigooglenet";
+pub const MODEL_NAMES: &str =
+    "mlp, mlp-dropout, vgg-cnn, resnet20, resnet32, resnet44, resnet56, resnet110, minigooglenet, resnet50d-se";
 
 impl ModelChoice {
     /// Parse a model name for `channels`-channel 32×32 input (1 for Fashion-MNIST, 3 for CIFAR-10).
@@ -33,6 +36,7 @@ impl ModelChoice {
                 input_channels: channels,
                 ..Default::default()
             }),
+            "resnet50d-se" => ModelChoice::ResNetD(models::ResNetDConfig { input_channels: channels, ..Default::default() }),
             other => match other.strip_prefix("resnet").and_then(|d| d.parse::<usize>().ok()) {
                 Some(depth) => {
                     let config = models::ResNetConfig { input_channels: channels, ..models::ResNetConfig::cifar10(depth) };
@@ -60,6 +64,7 @@ impl ModelChoice {
             ModelChoice::VggCnn(m) => convolutional(m.input_channels),
             ModelChoice::ResNet(m) => convolutional(m.input_channels),
             ModelChoice::MiniGoogLeNet(m) => convolutional(m.input_channels),
+            ModelChoice::ResNetD(m) => convolutional(m.input_channels),
         }
     }
 
@@ -85,6 +90,7 @@ impl ModelChoice {
             ModelChoice::MiniGoogLeNet(c) => {
                 Box::new(models::MiniGoogLeNet::new(vb, models::MiniGoogLeNetConfig { seed, ..*c })?)
             }
+            ModelChoice::ResNetD(c) => Box::new(models::ResNetD::new(vb, models::ResNetDConfig { seed, ..*c })?),
         })
     }
 }

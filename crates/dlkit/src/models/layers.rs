@@ -7,6 +7,9 @@
 //! - batch norm: momentum 0.99 and epsilon 1e-3, running statistics stored in the `VarMap`;
 //! - the L2 penalty λ·Σw² of Keras's `kernel_regularizer=l2(λ)`.
 //!
+//! Models ported from PyTorch (ResNet-D) use its choices instead: [`conv2d_no_bias`],
+//! [`KernelInit::HeNormalFanOut`] and [`pytorch_batch_norm`] (momentum 0.1, epsilon 1e-5).
+//!
 //! Keras ends its classifiers with `Dense(classes, activation='softmax')`; here the last dense
 //! layer returns logits and the softmax lives in the cross-entropy loss.
 
@@ -21,6 +24,10 @@ use super::init::{glorot_uniform, he_normal};
 pub const KERAS_BATCH_NORM_MOMENTUM: f64 = 0.99;
 /// Keras's `BatchNormalization` epsilon, added to the variance before the square root.
 pub const KERAS_BATCH_NORM_EPSILON: f64 = 1e-3;
+/// PyTorch's `BatchNorm2d` momentum, the weight of the *new* batch: `running = 0.9·running + 0.1·batch`.
+pub const PYTORCH_BATCH_NORM_MOMENTUM: f64 = 0.1;
+/// PyTorch's `BatchNorm2d` epsilon.
+pub const PYTORCH_BATCH_NORM_EPSILON: f64 = 1e-5;
 
 /// How a convolution pads its input (Keras's `padding=` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +46,9 @@ pub enum KernelInit {
     /// Keras's `he_normal`: a normal truncated at two standard deviations, rescaled so that its
     /// std is √(2 / fan_in) (truncated when drawn through [`super::init::seeded`]).
     HeNormal,
+    /// He normal over the fan-out: N(0, 2 / fan_out), PyTorch's
+    /// `kaiming_normal_(w, mode='fan_out', nonlinearity='relu')` (torchvision's and timm's ResNets).
+    HeNormalFanOut,
 }
 
 impl KernelInit {
@@ -48,6 +58,7 @@ impl KernelInit {
             KernelInit::GlorotUniform => glorot_uniform(fan_in, fan_out),
             // fan_in is read from the kernel's shape, which gives the same number.
             KernelInit::HeNormal => he_normal(),
+            KernelInit::HeNormalFanOut => Init::Randn { mean: 0.0, stdev: (2.0 / fan_out as f64).sqrt() },
         }
     }
 }
@@ -110,6 +121,28 @@ pub fn conv2d(
         Padding::Valid => 0,
     };
     Ok(Conv2d::new(weight, Some(bias), stride, pad))
+}
+
+/// A 2-D convolution without bias, as PyTorch's `Conv2d(.., bias=False)` that ResNets put
+/// before a batch norm (whose β makes a bias redundant). Same variables as [`conv2d`] minus
+/// `bias`; `'same'` padding is `kernel / 2` on every side, as PyTorch's `padding=kernel // 2`.
+pub fn conv2d_no_bias(
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: Padding,
+    init: KernelInit,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    if padding == Padding::Same && kernel.is_multiple_of(2) {
+        candle_core::bail!("'same' padding needs an odd kernel size, got {kernel}")
+    }
+    let shape = (out_channels, in_channels, kernel, kernel);
+    let (fan_in, fan_out) = (in_channels * kernel * kernel, out_channels * kernel * kernel);
+    let weight = vb.get_with_hints(shape, "weight", init.init(fan_in, fan_out))?;
+    let pad = if padding == Padding::Same { kernel / 2 } else { 0 };
+    Ok(Conv2d::new(weight, None, stride, pad))
 }
 
 /// A fully connected layer with bias (Keras `Dense` without its activation).
@@ -181,6 +214,18 @@ pub fn batch_norm_with_momentum(channels: usize, momentum: f64, vb: VarBuilder) 
         candle_core::bail!("batch-norm momentum must be in [0, 1), got {momentum}");
     }
     let config = BatchNormConfig { eps: KERAS_BATCH_NORM_EPSILON, remove_mean: true, affine: true, momentum: 1.0 - momentum };
+    Ok(BatchNorm { inner: candle_nn::batch_norm(channels, config, vb)? })
+}
+
+/// Batch normalisation over `channels` with PyTorch's defaults (`BatchNorm2d`: momentum 0.1 as
+/// the weight of the new batch, epsilon 1e-5); otherwise as [`batch_norm`].
+pub fn pytorch_batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
+    let config = BatchNormConfig {
+        eps: PYTORCH_BATCH_NORM_EPSILON,
+        remove_mean: true,
+        affine: true,
+        momentum: PYTORCH_BATCH_NORM_MOMENTUM,
+    };
     Ok(BatchNorm { inner: candle_nn::batch_norm(channels, config, vb)? })
 }
 

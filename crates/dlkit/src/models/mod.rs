@@ -17,6 +17,7 @@ pub mod layers;
 pub mod minigooglenet;
 pub mod mlp;
 pub mod resnet;
+pub mod resnet_d;
 pub mod vgg_cnn;
 pub mod weights;
 
@@ -24,5 +25,6 @@ pub use dropout::Dropout;
 pub use minigooglenet::{MiniGoogLeNet, MiniGoogLeNetConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use resnet::{ResNet, ResNetConfig};
+pub use resnet_d::{ResNetD, ResNetDConfig};
 pub use vgg_cnn::{VggCnn, VggCnnConfig};
 pub use weights::WeightSnapshot;

@@ -5,12 +5,14 @@
 //! the exact update rule. [`OptimizerConfig`] picks one by name (as the coursework passed
 //! `optimizer="adam"` to Keras) and builds an [`AnyOptimizer`]; [`OptimizerState`] saves and
 //! restores the optimizer's moments and step counter for checkpoints. [`l2_penalty`] is Keras's
-//! `kernel_regularizer=l2(λ)` term.
+//! `kernel_regularizer=l2(λ)` term. [`WeightEma`] keeps an exponential moving average of the
+//! weights to evaluate with.
 
 mod adadelta;
 mod adagrad;
 mod adam;
 mod config;
+mod ema;
 mod nadam;
 mod rmsprop;
 mod rule;
@@ -21,6 +23,7 @@ pub use adadelta::{AdaDelta, AdaDeltaParams};
 pub use adagrad::{AdaGrad, AdaGradParams};
 pub use adam::{Adam, AdamParams};
 pub use config::{AnyOptimizer, OptimizerConfig, OPTIMIZER_NAMES};
+pub use ema::{EmaConfig, RunningStats, WeightEma};
 pub use nadam::{Nadam, NadamCoefficients, NadamParams};
 pub use rmsprop::{RmsProp, RmsPropParams};
 pub use rule::{SlotOptimizer, UpdateRule};

@@ -4,15 +4,18 @@
 //! epoch ([`LrSchedule::at_epoch`]) and before every optimisation step
 //! ([`LrSchedule::at_iteration`]); a schedule answers `None` to leave the rate as it is.
 //! Epoch-wise policies (the step schedule) answer the first question, iteration-wise
-//! policies (cyclical learning rates, the learning-rate range test) the second.
+//! policies (cyclical learning rates, the learning-rate range test) the second; PyTorch's
+//! cosine, warm-restart and multi-step schedulers ([`cosine`]) answer either, as configured.
 
 pub mod batch_size;
 pub mod clr;
+pub mod cosine;
 pub mod finder;
 mod step;
 
 pub use batch_size::{BatchSizeSchedule, CyclicBatchSize};
 pub use clr::{CyclicLr, Scale, ScaleMode};
+pub use cosine::{CosineAnnealing, CosineWarmRestarts, MultiStep, StepUnit};
 pub use finder::{log_space, sweep, FinderResult, LrFinder};
 pub use step::StepSchedule;
 

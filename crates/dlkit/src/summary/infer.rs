@@ -84,6 +84,15 @@ fn layer_rows(path: &str, layer: &Layer, input: Shape, rows: &mut Vec<Row>) -> R
             rows.push(merge_row("add", "Add", a));
             Ok(a)
         }
+        Layer::ChannelScale(gate) => {
+            let weights = sequential(gate, input, path, rows)?;
+            if weights != Shape::Vector(input.channels()) || !matches!(input, Shape::Image { .. }) {
+                let m = format!("the gate gives {weights} for an input {input}; it must give one weight per channel");
+                return Err(layer_error(path, "Scale", &m));
+            }
+            rows.push(merge_row("scale", "Scale", input));
+            Ok(input)
+        }
         leaf => {
             let row = leaf_row(path, leaf, input)?;
             let output = row.output;
@@ -143,7 +152,7 @@ fn leaf_counts(layer: &Layer, input: Shape) -> std::result::Result<Counts, Strin
         Layer::Flatten => Ok(Counts::free(Shape::Vector(input.elements() as usize))),
         Layer::Dropout(p) if !(0.0..1.0).contains(p) => Err(format!("drop probability {p} is not in [0, 1)")),
         Layer::Dropout(_) | Layer::Activation(_) => Ok(Counts::free(input)),
-        Layer::Sequential(_) | Layer::Concat(_) | Layer::Residual { .. } => {
+        Layer::Sequential(_) | Layer::Concat(_) | Layer::Residual { .. } | Layer::ChannelScale(_) => {
             Err("a combinator is not a single layer".to_string())
         }
     }
@@ -272,6 +281,7 @@ fn describe(layer: &Layer) -> String {
         Layer::Sequential(_) => "Sequential".into(),
         Layer::Concat(_) => "Concat".into(),
         Layer::Residual { .. } => "Residual".into(),
+        Layer::ChannelScale(_) => "ChannelScale".into(),
     }
 }
 

@@ -5,7 +5,9 @@
 //! - [`Layer::Concat`]: several branches read the same input and their outputs are stacked
 //!   along the channels (an inception module);
 //! - [`Layer::Residual`]: a main path and a shortcut (empty = identity) whose outputs are
-//!   added (a ResNet block).
+//!   added (a ResNet block);
+//! - [`Layer::ChannelScale`]: a gate computes one weight per channel from the input, and the
+//!   input's channels are multiplied by them (squeeze-and-excitation).
 //!
 //! Defaults follow Keras, except one: a [`Conv2d`] is `'same'`-padded unless told otherwise
 //! (Keras defaults to `'valid'`), because almost every coursework convolution is `'same'`.
@@ -106,6 +108,8 @@ pub enum Activation {
     Relu,
     /// Normalised exponentials (the classifier's output).
     Softmax,
+    /// 1 / (1 + e^−x) (a gate in (0, 1)).
+    Sigmoid,
 }
 
 impl fmt::Display for Activation {
@@ -113,6 +117,7 @@ impl fmt::Display for Activation {
         match self {
             Activation::Relu => write!(f, "ReLU"),
             Activation::Softmax => write!(f, "Softmax"),
+            Activation::Sigmoid => write!(f, "Sigmoid"),
         }
     }
 }
@@ -212,6 +217,12 @@ impl Dense {
         self.activation = Some(Activation::Softmax);
         self
     }
+
+    /// Apply a sigmoid to the output.
+    pub fn sigmoid(mut self) -> Self {
+        self.activation = Some(Activation::Sigmoid);
+        self
+    }
 }
 
 /// A max or average pooling window (Keras `MaxPooling2D` / `AveragePooling2D`).
@@ -281,6 +292,9 @@ pub enum Layer {
         /// The shortcut (empty: identity; else e.g. a 1×1 projection).
         shortcut: Sequential,
     },
+    /// `x · gate(x)` per channel: the gate maps the input to one weight per channel
+    /// (`[C, H, W]` → `[C]`), e.g. squeeze-and-excitation's pool → dense → dense.
+    ChannelScale(Sequential),
 }
 
 impl Layer {
@@ -297,6 +311,11 @@ impl Layer {
     /// A residual block: `main(x) + shortcut(x)` (pass an empty `Sequential` for identity).
     pub fn residual(main: Sequential, shortcut: Sequential) -> Self {
         Layer::Residual { main, shortcut }
+    }
+
+    /// Channels multiplied by weights the `gate` computes from the same input.
+    pub fn channel_scale(gate: Sequential) -> Self {
+        Layer::ChannelScale(gate)
     }
 }
 

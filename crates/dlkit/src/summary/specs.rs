@@ -1,14 +1,17 @@
 //! The coursework's models as layer specifications (no weights): MLP, the VGG-style
-//! CIFAR-10 CNN, ResNet v1 for CIFAR-10, MiniGoogLeNet, AlexNet and VGG-19.
+//! CIFAR-10 CNN, ResNet v1 for CIFAR-10, MiniGoogLeNet, ResNet-50-D with squeeze-and-excitation,
+//! AlexNet and VGG-19.
 //!
 //! Classifier heads carry a softmax (it has no parameters and changes no count).
 
 use super::layers::{Conv2d, Dense, Layer, ModelSpec, Padding, Pool, Sequential, Shape};
 use super::ModelSummary;
+use crate::models::resnet_d::{ResNetDConfig, EXPANSION};
 use crate::{Error, Result};
 
 /// The names [`by_name`] knows (any `resnetN` with N = 6n + 2 works, not only these two).
-pub const MODEL_NAMES: &[&str] = &["mlp", "vgg-cnn", "minigooglenet", "resnet20", "resnet44", "alexnet", "vgg19"];
+pub const MODEL_NAMES: &[&str] =
+    &["mlp", "vgg-cnn", "minigooglenet", "resnet20", "resnet44", "resnet50d-se", "alexnet", "vgg19"];
 
 /// A multilayer perceptron: `input` → ReLU dense layers of `hidden` units → `classes`.
 ///
@@ -125,6 +128,73 @@ pub fn minigooglenet(channels: usize) -> ModelSpec {
         .add("output", Dense::new(10).softmax())
 }
 
+/// Convolution without bias → batch norm (the PyTorch ResNet layer).
+fn conv_bn(filters: usize, kernel: usize, stride: usize) -> Sequential {
+    Sequential::new().add("conv", Conv2d::new(filters, kernel).stride(stride).no_bias()).add("bn", Layer::BatchNorm)
+}
+
+/// ResNet-D with squeeze-and-excitation for 32×32 images, as [`crate::models::ResNetD`]
+/// builds it from `config` (see `models::resnet_d` for the architecture and its CIFAR
+/// adaptation); the names match the model's variables.
+pub fn resnet_d_se(config: &ResNetDConfig) -> Result<ModelSpec> {
+    config.validate()?;
+    let stem_out = config.stem_channels();
+    let name = format!("resnet-d-se (stem {}, r = {})", config.stem_width, config.se_reduction);
+    let mut spec = ModelSpec::new(name, Shape::image(config.input_channels, 32, 32)).add(
+        "stem",
+        Sequential::new()
+            .add("conv1", conv_bn(stem_out / 2, 3, 1))
+            .add("relu1", Layer::relu())
+            .add("conv2", conv_bn(stem_out / 2, 3, 1))
+            .add("relu2", Layer::relu())
+            .add("conv3", conv_bn(stem_out, 3, 1))
+            .add("relu3", Layer::relu()),
+    );
+    let mut channels = stem_out;
+    for (stage, (&width, &count)) in config.stage_widths().iter().zip(&config.blocks_per_stage).enumerate() {
+        let outputs = EXPANSION * width;
+        let mut stage_layers = Sequential::new();
+        for block in 0..count {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let gate = Sequential::new()
+                .add("pool", Layer::GlobalAvgPool)
+                .add("reduce", Dense::new(config.se_channels(outputs)).relu())
+                .add("expand", Dense::new(outputs).sigmoid());
+            let main = Sequential::new()
+                .add("reduce", conv_bn(width, 1, 1))
+                .add("relu1", Layer::relu())
+                .add("conv3x3", conv_bn(width, 3, stride))
+                .add("relu2", Layer::relu())
+                .add("expand", conv_bn(outputs, 1, 1))
+                .add("se", Layer::channel_scale(gate));
+            let mut shortcut = Sequential::new();
+            if stride != 1 {
+                shortcut = shortcut.add("shortcut.pool", Layer::AvgPool(Pool::new(2)));
+            }
+            if stride != 1 || channels != outputs {
+                shortcut = shortcut.add("shortcut", conv_bn(outputs, 1, 1));
+            }
+            let bottleneck = Sequential::new().add("", Layer::residual(main, shortcut)).add("relu", Layer::relu());
+            stage_layers = stage_layers.add(format!("block{block}"), bottleneck);
+            channels = outputs;
+        }
+        spec = spec.add(format!("stage{}", stage + 1), stage_layers);
+    }
+    Ok(spec
+        .add("avgpool", Layer::GlobalAvgPool)
+        .add("dropout", Layer::Dropout(config.dropout))
+        .add("classifier", Dense::new(config.classes).softmax()))
+}
+
+/// ResNet-50-D-SE for CIFAR-10 (10 classes, 32×32×3) with the given stem width (64 or 128)
+/// and squeeze-and-excitation reduction r (4 or 16).
+pub fn resnet50d_se(stem_width: usize, reduction: usize) -> Result<ModelSpec> {
+    let config = ResNetDConfig { stem_width, se_reduction: reduction, ..ResNetDConfig::default() };
+    let mut spec = resnet_d_se(&config)?;
+    spec.name = format!("resnet50d-se (stem {stem_width}, r = {reduction})");
+    Ok(spec)
+}
+
 /// AlexNet in its original two-GPU layout (60,965,224 parameters).
 ///
 /// conv2, conv4 and conv5 only see the half of their input on their own GPU, which is a
@@ -182,7 +252,8 @@ fn vgg19_spec(bias: bool) -> ModelSpec {
 }
 
 /// The summary of a coursework model by name: `mlp`, `vgg-cnn`, `minigooglenet`
-/// (Fashion-MNIST, 32×32×1), `resnetN` (N = 6n + 2, e.g. `resnet20`), `alexnet`, `vgg19`.
+/// (Fashion-MNIST, 32×32×1), `resnetN` (N = 6n + 2, e.g. `resnet20`), `resnet50d-se`
+/// (stem 64, r = 16; [`resnet50d_se`] for the others), `alexnet`, `vgg19`.
 pub fn by_name(name: &str) -> Result<ModelSummary> {
     let key = name.trim().to_ascii_lowercase();
     let spec = match key.as_str() {
@@ -191,6 +262,7 @@ pub fn by_name(name: &str) -> Result<ModelSummary> {
         "minigooglenet" => minigooglenet(1),
         "alexnet" => alexnet(),
         "vgg19" => vgg19(),
+        "resnet50d-se" => resnet50d_se(64, 16)?,
         _ => match key.strip_prefix("resnet").and_then(|d| d.parse::<usize>().ok()) {
             Some(depth) => resnet_v1(depth)?,
             None => {
