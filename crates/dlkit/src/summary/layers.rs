@@ -5,7 +5,9 @@
 //! - [`Layer::Concat`]: several branches read the same input and their outputs are stacked
 //!   along the channels (an inception module);
 //! - [`Layer::Residual`]: a main path and a shortcut (empty = identity) whose outputs are
-//!   added (a ResNet block).
+//!   added (a ResNet block);
+//! - [`Layer::Attention`]: a trunk and a soft mask whose outputs combine as `(1 + mask) · trunk`
+//!   (the Residual Attention Network's attention module).
 //!
 //! Defaults follow Keras, except one: a [`Conv2d`] is `'same'`-padded unless told otherwise
 //! (Keras defaults to `'valid'`), because almost every coursework convolution is `'same'`.
@@ -106,6 +108,8 @@ pub enum Activation {
     Relu,
     /// Normalised exponentials (the classifier's output).
     Softmax,
+    /// 1 / (1 + e^−x), element-wise (an attention mask).
+    Sigmoid,
 }
 
 impl fmt::Display for Activation {
@@ -113,6 +117,7 @@ impl fmt::Display for Activation {
         match self {
             Activation::Relu => write!(f, "ReLU"),
             Activation::Softmax => write!(f, "Softmax"),
+            Activation::Sigmoid => write!(f, "Sigmoid"),
         }
     }
 }
@@ -266,6 +271,8 @@ pub enum Layer {
     GlobalAvgPool,
     /// `[C, H, W]` → `[C·H·W]` (a reshape: no new values are stored).
     Flatten,
+    /// Nearest-neighbour up-sampling by this factor: `[C, H, W]` → `[C, f·H, f·W]`.
+    UpSample(usize),
     /// Dropout with this drop probability.
     Dropout(f64),
     /// An element-wise non-linearity as its own layer.
@@ -280,6 +287,14 @@ pub enum Layer {
         main: Sequential,
         /// The shortcut (empty: identity; else e.g. a 1×1 projection).
         shortcut: Sequential,
+    },
+    /// `(1 + mask(x)) · trunk(x)`, element-wise (Residual Attention Network's attention module);
+    /// the mask must end in a sigmoid for the usual meaning, and match the trunk's shape.
+    Attention {
+        /// The trunk branch.
+        trunk: Sequential,
+        /// The soft-mask branch.
+        mask: Sequential,
     },
 }
 
@@ -297,6 +312,11 @@ impl Layer {
     /// A residual block: `main(x) + shortcut(x)` (pass an empty `Sequential` for identity).
     pub fn residual(main: Sequential, shortcut: Sequential) -> Self {
         Layer::Residual { main, shortcut }
+    }
+
+    /// Attention residual learning: `(1 + mask(x)) · trunk(x)`.
+    pub fn attention(trunk: Sequential, mask: Sequential) -> Self {
+        Layer::Attention { trunk, mask }
     }
 }
 

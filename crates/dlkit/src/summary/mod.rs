@@ -28,7 +28,10 @@ pub mod specs;
 pub use inception::{inception_cost, inception_spec, InceptionCost};
 pub use layers::{Activation, Conv2d, Dense, Layer, ModelSpec, Padding, Pool, Sequential, Shape};
 pub use receptive::receptive_field;
-pub use specs::{alexnet, by_name, minigooglenet, mlp, resnet_v1, vgg19, vgg_cnn, MODEL_NAMES};
+pub use specs::{
+    alexnet, attention56, attention56_mini, attention56_paper, by_name, minigooglenet, mlp, resnet_v1, vgg19, vgg_cnn,
+    MODEL_NAMES,
+};
 
 use crate::table::Table;
 use std::fmt;
