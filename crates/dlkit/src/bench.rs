@@ -11,7 +11,7 @@
 use crate::augment::{Augment, Augmentation, FillMode, RandomAffine};
 use crate::error::{Error, Result};
 use crate::experiment::ModelChoice;
-use crate::models::{MiniGoogLeNetConfig, ResNetDConfig};
+use crate::models::{AttentionResNetConfig, MiniGoogLeNetConfig, ResNetDConfig};
 use crate::optim::{vars_in_name_order, OptimizerConfig, OptimizerState};
 use crate::summary;
 use crate::table::Table;
@@ -91,6 +91,7 @@ fn median_seconds(options: BenchOptions, device: &Device, mut f: impl FnMut() ->
 fn training_workloads() -> Result<Vec<(String, ModelChoice, usize, usize, Option<u64>)>> {
     let macs = |s: summary::ModelSpec| -> Result<Option<u64>> { Ok(Some(s.summary()?.total_macs())) };
     let narrow = ModelChoice::MiniGoogLeNet(MiniGoogLeNetConfig { input_channels: 1, width_divisor: 4, ..Default::default() });
+    let attention = |divisor| ModelChoice::AttentionResNet(AttentionResNetConfig::mini().narrow(divisor));
     Ok(vec![
         ("MLP".into(), ModelChoice::from_name("mlp", 3)?, 3, 128, macs(summary::mlp(3072, &[1000, 1000], 10))?),
         ("ResNet-20".into(), ModelChoice::from_name("resnet20", 3)?, 3, 64, macs(summary::resnet_v1(20)?)?),
@@ -107,6 +108,14 @@ fn training_workloads() -> Result<Vec<(String, ModelChoice, usize, usize, Option
             3,
             64,
             macs(summary::resnet_d_se(&ResNetDConfig::default().reduced())?)?,
+        ),
+        ("Attention-56 mini".into(), attention(1), 3, 64, macs(summary::attention56(&AttentionResNetConfig::mini())?)?),
+        (
+            "Attention-56 mini ÷4 (quick mode)".into(),
+            attention(4),
+            3,
+            64,
+            macs(summary::attention56(&AttentionResNetConfig::mini().narrow(4))?)?,
         ),
     ])
 }

@@ -28,6 +28,8 @@ fn summaries_match_the_built_models() {
         ("resnet44", 3, summary::by_name("resnet44").unwrap()),
         ("minigooglenet", 1, summary::by_name("minigooglenet").unwrap()),
         ("minigooglenet", 3, summary::minigooglenet(3).summary().unwrap()),
+        ("attention56-mini", 3, summary::by_name("attention56-mini").unwrap()),
+        ("attention56-paper", 3, summary::by_name("attention56-paper").unwrap()),
     ] {
         let (total, running) = varmap_counts(&ModelChoice::from_name(name, channels).unwrap());
         assert_eq!(spec.total_params(), total, "{name} ({channels} channels): total");

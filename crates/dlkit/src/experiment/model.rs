@@ -16,13 +16,15 @@ pub enum ModelChoice {
     ResNet(models::ResNetConfig),
     /// MiniGoogLeNet (Fashion-MNIST or CIFAR-10).
     MiniGoogLeNet(models::MiniGoogLeNetConfig),
+    /// The Residual Attention Network of section 06 (AttentionResNet56-mini or the paper variant).
+    AttentionResNet(models::AttentionResNetConfig),
     /// ResNet-50-D with squeeze-and-excitation (section 07).
     ResNetD(models::ResNetDConfig),
 }
 
 /// The model names [`ModelChoice::from_name`] understands.
 pub const MODEL_NAMES: &str =
-    "mlp, mlp-dropout, vgg-cnn, resnet20, resnet32, resnet44, resnet56, resnet110, minigooglenet, resnet50d-se";
+    "mlp, mlp-dropout, vgg-cnn, resnet20, resnet32, resnet44, resnet56, resnet110, minigooglenet, attention56-mini, attention56-paper, resnet50d-se";
 
 impl ModelChoice {
     /// Parse a model name for `channels`-channel 32×32 input (1 for Fashion-MNIST, 3 for CIFAR-10).
@@ -35,6 +37,14 @@ impl ModelChoice {
             "minigooglenet" => ModelChoice::MiniGoogLeNet(models::MiniGoogLeNetConfig {
                 input_channels: channels,
                 ..Default::default()
+            }),
+            "attention56-mini" => ModelChoice::AttentionResNet(models::AttentionResNetConfig {
+                input_channels: channels,
+                ..models::AttentionResNetConfig::mini()
+            }),
+            "attention56-paper" => ModelChoice::AttentionResNet(models::AttentionResNetConfig {
+                input_channels: channels,
+                ..models::AttentionResNetConfig::paper()
             }),
             "resnet50d-se" => ModelChoice::ResNetD(models::ResNetDConfig { input_channels: channels, ..Default::default() }),
             other => match other.strip_prefix("resnet").and_then(|d| d.parse::<usize>().ok()) {
@@ -64,6 +74,7 @@ impl ModelChoice {
             ModelChoice::VggCnn(m) => convolutional(m.input_channels),
             ModelChoice::ResNet(m) => convolutional(m.input_channels),
             ModelChoice::MiniGoogLeNet(m) => convolutional(m.input_channels),
+            ModelChoice::AttentionResNet(m) => convolutional(m.input_channels),
             ModelChoice::ResNetD(m) => convolutional(m.input_channels),
         }
     }
@@ -89,6 +100,9 @@ impl ModelChoice {
             ModelChoice::ResNet(c) => Box::new(models::ResNet::new(vb, *c)?),
             ModelChoice::MiniGoogLeNet(c) => {
                 Box::new(models::MiniGoogLeNet::new(vb, models::MiniGoogLeNetConfig { seed, ..*c })?)
+            }
+            ModelChoice::AttentionResNet(c) => {
+                Box::new(models::AttentionResNet::new(vb, models::AttentionResNetConfig { seed, ..*c })?)
             }
             ModelChoice::ResNetD(c) => Box::new(models::ResNetD::new(vb, models::ResNetDConfig { seed, ..*c })?),
         })

@@ -319,6 +319,22 @@ pub fn max_pool2d_by_views(x: &Tensor, kernel: usize, stride: usize) -> Result<T
     result.ok_or_else(|| candle_core::Error::Msg("empty pooling window".into()))
 }
 
+/// Nearest-neighbour up-sampling by an integer `factor` (Keras `UpSampling2D(size=factor)`, whose
+/// default interpolation is `'nearest'`): every pixel of `[N, C, H, W]` becomes a
+/// `factor × factor` block of `[N, C, factor·H, factor·W]`.
+///
+/// Built from a broadcast and a reshape, so it runs on any device and its gradient is candle's
+/// sum over each block.
+pub fn upsample_nearest2d(x: &Tensor, factor: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if factor == 0 {
+        candle_core::bail!("up-sampling factor must be at least 1, got 0");
+    }
+    x.reshape((n, c, h, 1, w, 1))?
+        .broadcast_as((n, c, h, factor, w, factor))?
+        .reshape((n, c, h * factor, w * factor))
+}
+
 /// Elements `offset, offset + stride, …` (`count` of them) of dimension `dim`, by narrowing,
 /// padding to a multiple of the stride, reshaping and keeping the first of every `stride`.
 fn strided(x: &Tensor, dim: usize, offset: usize, stride: usize, count: usize) -> Result<Tensor> {
@@ -328,6 +344,33 @@ fn strided(x: &Tensor, dim: usize, offset: usize, stride: usize, count: usize) -
     shape[dim] = count;
     shape.insert(dim + 1, stride);
     x.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
+}
+
+#[cfg(test)]
+mod upsample_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn nearest_upsampling_copies_each_pixel_into_a_block_and_sums_the_gradient_back() {
+        let dev = Device::Cpu;
+        let x = Var::new(&[[[[1f32, 2.0], [3.0, 4.0]]]], &dev).unwrap();
+        let y = upsample_nearest2d(&x, 2).unwrap();
+        let expected = [[1f32, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0], [3.0, 3.0, 4.0, 4.0], [3.0, 3.0, 4.0, 4.0]];
+        assert_eq!(y.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2::<f32>().unwrap(), expected);
+        // d/dx Σ w·y: each input pixel collects the weights of its 2×2 block. With w = 0..15
+        // row-major: top-left block 0+1+4+5 = 10, top-right 2+3+6+7 = 18, 8+9+12+13 = 42, 50.
+        let w = Tensor::arange(0f32, 16.0, &dev).unwrap().reshape((1, 1, 4, 4)).unwrap();
+        let g = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let dx = g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(dx, [10.0, 18.0, 42.0, 50.0]);
+        // Factor 3 on a 1×2 image with two channels: channels stay apart.
+        let x = Tensor::new(&[[[[1f32, 2.0]], [[5.0, 6.0]]]], &dev).unwrap();
+        let y = upsample_nearest2d(&x, 3).unwrap();
+        assert_eq!(y.dims(), [1, 2, 3, 6]);
+        assert_eq!(y.get(0).unwrap().get(1).unwrap().get(2).unwrap().to_vec1::<f32>().unwrap(), [5.0, 5.0, 5.0, 6.0, 6.0, 6.0]);
+        assert!(upsample_nearest2d(&x, 0).is_err());
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub trait Network: candle_nn::ModuleT {
     }
 }
 
+pub mod attention;
 pub mod dropout;
 pub mod init;
 pub mod layers;
@@ -21,6 +22,7 @@ pub mod resnet_d;
 pub mod vgg_cnn;
 pub mod weights;
 
+pub use attention::{AttentionModule, AttentionResNet, AttentionResNetConfig, AttentionVariant, ResidualUnit, Shortcut};
 pub use dropout::Dropout;
 pub use minigooglenet::{MiniGoogLeNet, MiniGoogLeNetConfig};
 pub use mlp::{Mlp, MlpConfig};

@@ -93,6 +93,16 @@ fn layer_rows(path: &str, layer: &Layer, input: Shape, rows: &mut Vec<Row>) -> R
             rows.push(merge_row("scale", "Scale", input));
             Ok(input)
         }
+        Layer::Attention { trunk, mask } => {
+            let t = sequential(trunk, input, path, rows)?;
+            let m = sequential(mask, input, path, rows)?;
+            if t != m {
+                let m = format!("trunk gives {t} but mask gives {m}; they must match to be multiplied");
+                return Err(layer_error(path, "Attention", &m));
+            }
+            rows.push(merge_row("attention", "(1 + mask) · trunk", t));
+            Ok(t)
+        }
         leaf => {
             let row = leaf_row(path, leaf, input)?;
             let output = row.output;
@@ -150,9 +160,16 @@ fn leaf_counts(layer: &Layer, input: Shape) -> std::result::Result<Counts, Strin
             Shape::Vector(_) => Err(format!("needs an image input [C, H, W], got {input}")),
         },
         Layer::Flatten => Ok(Counts::free(Shape::Vector(input.elements() as usize))),
+        Layer::UpSample(factor) => match input {
+            _ if *factor == 0 => Err("up-sampling factor must be at least 1".to_string()),
+            Shape::Image { channels, height, width } => {
+                Ok(Counts::free(Shape::image(channels, height * factor, width * factor)))
+            }
+            Shape::Vector(_) => Err(format!("needs an image input [C, H, W], got {input}")),
+        },
         Layer::Dropout(p) if !(0.0..1.0).contains(p) => Err(format!("drop probability {p} is not in [0, 1)")),
         Layer::Dropout(_) | Layer::Activation(_) => Ok(Counts::free(input)),
-        Layer::Sequential(_) | Layer::Concat(_) | Layer::Residual { .. } | Layer::ChannelScale(_) => {
+        Layer::Sequential(_) | Layer::Concat(_) | Layer::Residual { .. } | Layer::ChannelScale(_) | Layer::Attention { .. } => {
             Err("a combinator is not a single layer".to_string())
         }
     }
@@ -276,12 +293,14 @@ fn describe(layer: &Layer) -> String {
         Layer::AvgPool(p) => describe_pool("AvgPool", p),
         Layer::GlobalAvgPool => "GlobalAvgPool".into(),
         Layer::Flatten => "Flatten".into(),
+        Layer::UpSample(f) => format!("UpSample ×{f} nearest"),
         Layer::Dropout(p) => format!("Dropout {p}"),
         Layer::Activation(a) => a.to_string(),
         Layer::Sequential(_) => "Sequential".into(),
         Layer::Concat(_) => "Concat".into(),
         Layer::Residual { .. } => "Residual".into(),
         Layer::ChannelScale(_) => "ChannelScale".into(),
+        Layer::Attention { .. } => "Attention".into(),
     }
 }
 
@@ -306,6 +325,35 @@ mod tests {
         assert_eq!(output_size(32, 3, 2, Padding::Valid), Ok(15));
         assert_eq!(output_size(224, 11, 4, Padding::Explicit(2)), Ok(55));
         assert!(output_size(2, 3, 1, Padding::Valid).is_err());
+    }
+
+    #[test]
+    fn upsampling_and_attention_merge() {
+        use crate::summary::layers::{Activation, Conv2d, Pool};
+        let mask = Sequential::new()
+            .add("pool", Layer::MaxPool(Pool::new(2)))
+            .add("up", Layer::UpSample(2))
+            .add("conv", Conv2d::new(4, 1))
+            .add("sigmoid", Layer::Activation(Activation::Sigmoid));
+        let trunk = Sequential::new().add("conv", Conv2d::new(4, 3));
+        let spec = ModelSpec::new("gate", Shape::image(4, 6, 6)).add("att", Layer::attention(trunk, mask));
+        let s = spec.summary().unwrap();
+        // 6×6 → pool 3×3 → up-sample 6×6; both branches [4, 6, 6], merged in one row.
+        assert_eq!(s.row("att.up").unwrap().output, Shape::image(4, 6, 6));
+        assert_eq!(s.row("att.sigmoid").unwrap().kind, "Sigmoid");
+        let merge = s.row("att.attention").unwrap();
+        assert_eq!((merge.output, merge.trainable, merge.activations), (Shape::image(4, 6, 6), 0, 4 * 36));
+        // Trunk conv 3×3 4→4: 148; mask conv 1×1 4→4: 20.
+        assert_eq!(s.total_params(), 4 * 9 * 4 + 4 + 4 * 4 + 4);
+        // Branches that disagree, a zero factor or a vector input are errors naming the layer.
+        let bad = ModelSpec::new("bad", Shape::image(4, 6, 6)).add(
+            "att",
+            Layer::attention(Sequential::new(), Sequential::new().add("up", Layer::UpSample(2))),
+        );
+        let err = bad.summary().unwrap_err().to_string();
+        assert!(err.contains("'att'") && err.contains("[4, 6, 6]") && err.contains("[4, 12, 12]"), "{err}");
+        assert!(ModelSpec::new("z", Shape::image(1, 2, 2)).add("up", Layer::UpSample(0)).summary().is_err());
+        assert!(ModelSpec::new("v", Shape::vector(3)).add("up", Layer::UpSample(2)).summary().is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! - [`Layer::Residual`]: a main path and a shortcut (empty = identity) whose outputs are
 //!   added (a ResNet block);
 //! - [`Layer::ChannelScale`]: a gate computes one weight per channel from the input, and the
-//!   input's channels are multiplied by them (squeeze-and-excitation).
+//!   input's channels are multiplied by them (squeeze-and-excitation);
+//! - [`Layer::Attention`]: a trunk and a soft mask whose outputs combine as `(1 + mask) · trunk`
+//!   (the Residual Attention Network's attention module).
 //!
 //! Defaults follow Keras, except one: a [`Conv2d`] is `'same'`-padded unless told otherwise
 //! (Keras defaults to `'valid'`), because almost every coursework convolution is `'same'`.
@@ -108,7 +110,7 @@ pub enum Activation {
     Relu,
     /// Normalised exponentials (the classifier's output).
     Softmax,
-    /// 1 / (1 + e^−x) (a gate in (0, 1)).
+    /// 1 / (1 + e^−x), element-wise (a gate or an attention mask in (0, 1)).
     Sigmoid,
 }
 
@@ -277,6 +279,8 @@ pub enum Layer {
     GlobalAvgPool,
     /// `[C, H, W]` → `[C·H·W]` (a reshape: no new values are stored).
     Flatten,
+    /// Nearest-neighbour up-sampling by this factor: `[C, H, W]` → `[C, f·H, f·W]`.
+    UpSample(usize),
     /// Dropout with this drop probability.
     Dropout(f64),
     /// An element-wise non-linearity as its own layer.
@@ -295,6 +299,14 @@ pub enum Layer {
     /// `x · gate(x)` per channel: the gate maps the input to one weight per channel
     /// (`[C, H, W]` → `[C]`), e.g. squeeze-and-excitation's pool → dense → dense.
     ChannelScale(Sequential),
+    /// `(1 + mask(x)) · trunk(x)`, element-wise (Residual Attention Network's attention module);
+    /// the mask must end in a sigmoid for the usual meaning, and match the trunk's shape.
+    Attention {
+        /// The trunk branch.
+        trunk: Sequential,
+        /// The soft-mask branch.
+        mask: Sequential,
+    },
 }
 
 impl Layer {
@@ -316,6 +328,11 @@ impl Layer {
     /// Channels multiplied by weights the `gate` computes from the same input.
     pub fn channel_scale(gate: Sequential) -> Self {
         Layer::ChannelScale(gate)
+    }
+
+    /// Attention residual learning: `(1 + mask(x)) · trunk(x)`.
+    pub fn attention(trunk: Sequential, mask: Sequential) -> Self {
+        Layer::Attention { trunk, mask }
     }
 }
 

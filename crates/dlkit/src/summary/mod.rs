@@ -29,7 +29,8 @@ pub use inception::{inception_cost, inception_spec, InceptionCost};
 pub use layers::{Activation, Conv2d, Dense, Layer, ModelSpec, Padding, Pool, Sequential, Shape};
 pub use receptive::receptive_field;
 pub use specs::{
-    alexnet, by_name, minigooglenet, mlp, resnet50d_se, resnet_d_se, resnet_v1, vgg19, vgg19_without_biases, vgg_cnn, MODEL_NAMES,
+    alexnet, attention56, attention56_mini, attention56_paper, by_name, minigooglenet, mlp, resnet50d_se, resnet_d_se,
+    resnet_v1, vgg19, vgg19_without_biases, vgg_cnn, MODEL_NAMES,
 };
 
 use crate::table::Table;

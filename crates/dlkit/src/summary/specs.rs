@@ -1,17 +1,29 @@
 //! The coursework's models as layer specifications (no weights): MLP, the VGG-style
-//! CIFAR-10 CNN, ResNet v1 for CIFAR-10, MiniGoogLeNet, ResNet-50-D with squeeze-and-excitation,
-//! AlexNet and VGG-19.
+//! CIFAR-10 CNN, ResNet v1 for CIFAR-10, MiniGoogLeNet, the Residual Attention Network
+//! (AttentionResNet56-mini and the report's paper variant), ResNet-50-D with
+//! squeeze-and-excitation, AlexNet and VGG-19.
 //!
 //! Classifier heads carry a softmax (it has no parameters and changes no count).
 
-use super::layers::{Conv2d, Dense, Layer, ModelSpec, Padding, Pool, Sequential, Shape};
+use super::layers::{Activation, Conv2d, Dense, Layer, ModelSpec, Padding, Pool, Sequential, Shape};
 use super::ModelSummary;
+use crate::models::attention::{AttentionResNetConfig, AttentionVariant, BodyBlock, Shortcut};
 use crate::models::resnet_d::{ResNetDConfig, EXPANSION};
 use crate::{Error, Result};
 
 /// The names [`by_name`] knows (any `resnetN` with N = 6n + 2 works, not only these two).
-pub const MODEL_NAMES: &[&str] =
-    &["mlp", "vgg-cnn", "minigooglenet", "resnet20", "resnet44", "resnet50d-se", "alexnet", "vgg19"];
+pub const MODEL_NAMES: &[&str] = &[
+    "mlp",
+    "vgg-cnn",
+    "minigooglenet",
+    "resnet20",
+    "resnet44",
+    "attention56-mini",
+    "attention56-paper",
+    "resnet50d-se",
+    "alexnet",
+    "vgg19",
+];
 
 /// A multilayer perceptron: `input` → ReLU dense layers of `hidden` units → `classes`.
 ///
@@ -195,6 +207,120 @@ pub fn resnet50d_se(stem_width: usize, reduction: usize) -> Result<ModelSpec> {
     Ok(spec)
 }
 
+/// The pre-activation bottleneck residual unit from `inputs` channels: BN → ReLU → conv 1×1
+/// (`bottleneck`) → BN → ReLU → conv 3×3/`stride` (`bottleneck`) → BN → ReLU → conv 1×1
+/// (`out`), plus the input or its 1×1 projection (stride `stride`), as `shortcut` decides.
+fn attention_residual_unit(inputs: usize, bottleneck: usize, out: usize, stride: usize, shortcut: Shortcut) -> Layer {
+    let main = Sequential::new()
+        .add("bn1", Layer::BatchNorm)
+        .add("relu1", Layer::relu())
+        .add("conv1", Conv2d::new(bottleneck, 1))
+        .add("bn2", Layer::BatchNorm)
+        .add("relu2", Layer::relu())
+        .add("conv2", Conv2d::new(bottleneck, 3).stride(stride))
+        .add("bn3", Layer::BatchNorm)
+        .add("relu3", Layer::relu())
+        .add("conv3", Conv2d::new(out, 1));
+    let projection = if shortcut.projects(inputs, out, stride) {
+        Sequential::new().add("projection", Conv2d::new(out, 1).stride(stride))
+    } else {
+        Sequential::new()
+    };
+    Layer::residual(main, projection)
+}
+
+/// One level of the soft-mask branch on `channels` channels, `depth` max-pools deep: max-pool
+/// 2 ('same') → unit → [next level] → unit → up-sample ×2; below the outermost level, plus a
+/// skip connection (a unit) from the level's input.
+fn attention_mask_level(channels: usize, depth: usize, outermost: bool, shortcut: Shortcut) -> Layer {
+    let unit = || attention_residual_unit(channels, channels / 4, channels, 1, shortcut);
+    let mut main = Sequential::new().add("pool", Layer::MaxPool(Pool::new(2).same())).add("down", unit());
+    if depth > 1 {
+        main = main.add("inner", attention_mask_level(channels, depth - 1, false, shortcut));
+    }
+    main = main.add("up", unit()).add("upsample", Layer::UpSample(2));
+    if outermost {
+        Layer::Sequential(main)
+    } else {
+        Layer::residual(main, Sequential::new().add("skip", unit()))
+    }
+}
+
+/// The attention module on `channels` channels with the report's `skip` (mask max-pools):
+/// a unit; then a trunk of two units beside the soft mask (levels, conv 1×1, conv 1×1,
+/// sigmoid), combined as (1 + mask) · trunk; then a unit.
+fn attention_module(channels: usize, skip: usize, shortcut: Shortcut) -> Sequential {
+    let unit = || attention_residual_unit(channels, channels / 4, channels, 1, shortcut);
+    let trunk = Sequential::new().add("trunk1", unit()).add("trunk2", unit());
+    let mask = Sequential::new().add(
+        "mask",
+        Sequential::new()
+            .add("", attention_mask_level(channels, skip, true, shortcut))
+            .add("conv1", Conv2d::new(channels, 1))
+            .add("conv2", Conv2d::new(channels, 1))
+            .add("sigmoid", Layer::Activation(Activation::Sigmoid)),
+    );
+    Sequential::new().add("pre", unit()).add("", Layer::attention(trunk, mask)).add("post", unit())
+}
+
+/// The Residual Attention Network of the section-06 report for a configuration (variant,
+/// regularisation, width): see [`crate::models::attention`] for the layers and the choices made.
+///
+/// Rows are named like the model's variables (`block1.mask.inner.down.conv2`).
+pub fn attention56(config: &AttentionResNetConfig) -> Result<ModelSpec> {
+    config.check()?;
+    let mut name = match config.variant {
+        AttentionVariant::Mini => "attention56-mini".to_string(),
+        AttentionVariant::Paper => "attention56-paper".to_string(),
+    };
+    if config.bn_relu_before_pool || config.dropout > 0.0 || config.l2 > 0.0 {
+        name += "-regularised";
+    }
+    if config.width_divisor > 1 {
+        name += &format!(" (channels ÷{})", config.width_divisor);
+    }
+    let stem_channels = config.width(AttentionResNetConfig::STEM_CHANNELS);
+    let mut stem = Sequential::new().add("conv", Conv2d::new(stem_channels, 5));
+    if config.stem_batch_norm() {
+        stem = stem.add("bn", Layer::BatchNorm).add("relu", Layer::relu());
+    }
+    let mut spec = ModelSpec::new(name, Shape::image(config.input_channels, 32, 32))
+        .add("stem", stem)
+        .add("pool", Layer::MaxPool(Pool::new(2)));
+    let mut channels = stem_channels;
+    for (i, block) in config.body().into_iter().enumerate() {
+        let layer: Layer = match block {
+            BodyBlock::Residual { bottleneck, out, stride } => {
+                let (bottleneck, out) = (config.width(bottleneck), config.width(out));
+                let unit = attention_residual_unit(channels, bottleneck, out, stride, config.shortcut);
+                channels = out;
+                unit
+            }
+            BodyBlock::Attention { skip } => attention_module(channels, skip, config.shortcut).into(),
+        };
+        spec = spec.add(format!("block{i}"), layer);
+    }
+    if config.bn_relu_before_pool {
+        spec = spec.add("head", Sequential::new().add("bn", Layer::BatchNorm).add("relu", Layer::relu()));
+    }
+    spec = spec.add("avgpool", Layer::AvgPool(Pool::new(4).stride(1))).add("flatten", Layer::Flatten);
+    if config.dropout > 0.0 {
+        spec = spec.add("dropout", Layer::Dropout(config.dropout as f64));
+    }
+    Ok(spec.add("classifier", Dense::new(config.classes).softmax()))
+}
+
+/// AttentionResNet56-mini on CIFAR-10 (not regularised, full width).
+pub fn attention56_mini() -> Result<ModelSpec> {
+    attention56(&AttentionResNetConfig::mini())
+}
+
+/// The report's paper variant of the Residual Attention Network on CIFAR-10 (not regularised,
+/// full width).
+pub fn attention56_paper() -> Result<ModelSpec> {
+    attention56(&AttentionResNetConfig::paper())
+}
+
 /// AlexNet in its original two-GPU layout (60,965,224 parameters).
 ///
 /// conv2, conv4 and conv5 only see the half of their input on their own GPU, which is a
@@ -254,12 +380,16 @@ fn vgg19_spec(bias: bool) -> ModelSpec {
 /// The summary of a coursework model by name: `mlp`, `vgg-cnn`, `minigooglenet`
 /// (Fashion-MNIST, 32×32×1), `resnetN` (N = 6n + 2, e.g. `resnet20`), `resnet50d-se`
 /// (stem 64, r = 16; [`resnet50d_se`] for the others), `alexnet`, `vgg19`.
+/// (Fashion-MNIST, 32×32×1), `resnetN` (N = 6n + 2, e.g. `resnet20`), `attention56-mini`,
+/// `attention56-paper`, `alexnet`, `vgg19`.
 pub fn by_name(name: &str) -> Result<ModelSummary> {
     let key = name.trim().to_ascii_lowercase();
     let spec = match key.as_str() {
         "mlp" => mlp(3072, &[1000, 1000], 10),
         "vgg-cnn" => vgg_cnn(),
         "minigooglenet" => minigooglenet(1),
+        "attention56-mini" => attention56_mini()?,
+        "attention56-paper" => attention56_paper()?,
         "alexnet" => alexnet(),
         "vgg19" => vgg19(),
         "resnet50d-se" => resnet50d_se(64, 16)?,
