@@ -5,7 +5,7 @@
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use dlkit::augment::{Augmentation, ShiftFlip};
-use dlkit::callbacks::{Callback, Context, EarlyStopping, ReduceLrOnPlateau};
+use dlkit::callbacks::{Callback, Context, EarlyStopping, ReduceLrOnPlateau, WeightAverage};
 use dlkit::data::{Dataset, DeviceData, Normalization};
 use dlkit::history::{History, Monitor};
 use dlkit::models::{init, Mlp, MlpConfig};
@@ -54,7 +54,8 @@ impl Callback for InterruptAt {
 }
 
 /// Six epochs of the dropout MLP with Adam, a cyclical rate, shift/flip augmentation, early
-/// stopping and LR reduction (every kind of state a resume must restore), backed up to `backup`.
+/// stopping, LR reduction and a weight average (every kind of state a resume must restore),
+/// backed up to `backup`.
 fn train(backup: &Path, interrupt: Option<usize>) -> dlkit::Result<(History, Vec<f32>)> {
     let device = Device::Cpu;
     let train = DeviceData::new(&synthetic(320, 1), &device, Normalization::UnitRange)?;
@@ -72,6 +73,7 @@ fn train(backup: &Path, interrupt: Option<usize>) -> dlkit::Result<(History, Vec
         .augment(Augmentation { shift_flip: Some(ShiftFlip::default()), ..Augmentation::none() })
         .callback(EarlyStopping::new(Monitor::ValLoss, 10).restoring_best_weights())
         .callback(ReduceLrOnPlateau::new(Monitor::ValAccuracy, 0.5, 1))
+        .callback(WeightAverage::new(&vm, dlkit::optim::EmaConfig::new(0.9)?)?)
         .callback(InterruptAt(interrupt))
         .backup(backup)
         .fit(&train, Some(&val))?;
@@ -83,8 +85,11 @@ fn train(backup: &Path, interrupt: Option<usize>) -> dlkit::Result<(History, Vec
 }
 
 /// The figures of a history that do not depend on timing.
-fn figures(h: &History) -> Vec<(f64, f64, Option<f64>, Option<f64>, f64, usize)> {
-    h.epochs.iter().map(|e| (e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr, e.batch_size)).collect()
+fn figures(h: &History) -> Vec<(f64, f64, Option<f64>, Option<f64>, f64, usize, Vec<(String, f64)>)> {
+    h.epochs
+        .iter()
+        .map(|e| (e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr, e.batch_size, e.extra.clone().into_iter().collect()))
+        .collect()
 }
 
 #[test]

@@ -21,6 +21,7 @@ mod progress;
 mod reduce_lr;
 mod schedule;
 mod tensorboard;
+mod weight_average;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +33,7 @@ pub use progress::{Progress, ProgressLogger};
 pub use reduce_lr::ReduceLrOnPlateau;
 pub use schedule::ScheduleCallback;
 pub use tensorboard::TensorBoard;
+pub use weight_average::WeightAverage;
 
 use crate::data::DeviceData;
 use crate::error::{Error, Result};

@@ -15,7 +15,9 @@ pub use record::RunRecord;
 pub use run_set::RunSet;
 
 use crate::augment::Augmentation;
-use crate::callbacks::{CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau, TensorBoard};
+use crate::callbacks::{
+    Callback, CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau, ScheduleCallback, TensorBoard, WeightAverage,
+};
 use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::history::Monitor;
@@ -52,6 +54,12 @@ pub enum LrPolicy {
         /// Iterations per half cycle.
         step_size: usize,
     },
+    /// Cosine annealing (PyTorch `CosineAnnealingLR`).
+    Cosine(schedule::CosineAnnealing),
+    /// Cosine annealing with warm restarts (SGDR, PyTorch `CosineAnnealingWarmRestarts`).
+    WarmRestarts(schedule::CosineWarmRestarts),
+    /// Multiplied by γ at each milestone (PyTorch `MultiStepLR`).
+    MultiStep(schedule::MultiStep),
     /// Triangular cycles whose amplitude decays as γ^iteration.
     ExpRange {
         /// Lower bound.
@@ -71,6 +79,18 @@ impl LrPolicy {
         Ok(match self {
             LrPolicy::Constant => None,
             LrPolicy::Step(s) => {
+                s.validate()?;
+                Some(Box::new(s.clone()))
+            }
+            LrPolicy::Cosine(s) => {
+                s.validate()?;
+                Some(Box::new(*s))
+            }
+            LrPolicy::WarmRestarts(s) => {
+                s.validate()?;
+                Some(Box::new(*s))
+            }
+            LrPolicy::MultiStep(s) => {
                 s.validate()?;
                 Some(Box::new(s.clone()))
             }
@@ -120,6 +140,9 @@ pub struct Experiment {
     pub early_stopping: Option<EarlyStopping>,
     /// Learning-rate reduction on a plateau, if any.
     pub reduce_lr: Option<ReduceLrOnPlateau>,
+    /// An exponential moving average of the weights, evaluated beside the raw weights every
+    /// epoch and used for the test, if any.
+    pub ema: Option<crate::optim::EmaConfig>,
     /// Record every step's learning rate and loss in the history.
     pub record_iterations: bool,
     /// Stop each epoch after this many batches (quick runs).
@@ -175,6 +198,7 @@ impl Experiment {
             augmentation: None,
             early_stopping: None,
             reduce_lr: None,
+            ema: None,
             record_iterations: false,
             max_batches: None,
             divergence_is_a_result: false,
@@ -256,33 +280,27 @@ impl Experiment {
         let mut optimizer = self.optimizer.build(crate::optim::vars_in_name_order(&varmap))?;
         let key = serde_json::to_string(&RunKey { experiment: self, data: &data.spec, mode })
             .map_err(|e| Error::Config(e.to_string()))?;
-        let mut trainer = Trainer::new(model.as_ref(), &varmap, &mut optimizer)
+        let backup = folder.join(format!("backup-{:016x}", crate::models::init::fnv1a(&key)));
+        let mut trainer = self.trainer(model.as_ref(), &varmap, &mut optimizer).backup(backup);
+        for callback in self.callbacks(&varmap, outputs)? {
+            trainer = trainer.boxed_callback(callback);
+        }
+        let history = trainer.fit(&data.train, Some(&data.validation))?;
+        let test = match history.diverged {
+            Some(_) => None,
+            None => Some(crate::evaluate::evaluate(model.as_ref(), &data.test, 500)?),
+        };
+        Ok(RunRecord::new(self.clone(), data.spec.clone(), mode, history, test, device))
+    }
+
+    /// A trainer with this experiment's settings (callbacks aside).
+    fn trainer<'a>(&self, model: &'a dyn crate::models::Network, varmap: &'a VarMap, optimizer: &'a mut dyn crate::optim::TrainOptimizer) -> Trainer<'a> {
+        let mut trainer = Trainer::new(model, varmap, optimizer)
             .epochs(self.epochs)
             .batch_size(self.batch_size)
             .seed(self.seed)
             .label(&self.name)
-            .record_iterations(self.record_iterations)
-            .callback(CsvLogger::new(folder.join("log.csv")))
-            .backup(folder.join(format!("backup-{:016x}", crate::models::init::fnv1a(&key))));
-        if outputs.tensorboard {
-            trainer = trainer.callback(TensorBoard::new(folder.join("tensorboard")));
-        }
-        if let Some(schedule) = self.lr_policy.schedule()? {
-            trainer = trainer.schedule(schedule);
-        }
-        if let Some(stopping) = &self.early_stopping {
-            trainer = trainer.callback(stopping.clone());
-        }
-        if let Some(plateau) = &self.reduce_lr {
-            trainer = trainer.callback(plateau.clone());
-        }
-        if let Some(monitor) = &self.keep_best {
-            trainer = trainer.keep_best(monitor.clone());
-        }
-        if let Some(pattern) = &outputs.checkpoint {
-            let monitor = self.keep_best.clone().unwrap_or(Monitor::ValLoss);
-            trainer = trainer.callback(ModelCheckpoint::best_only(folder.join(pattern), monitor));
-        }
+            .record_iterations(self.record_iterations);
         if let Some(policy) = &self.batch_sizes {
             trainer = trainer.batch_sizes(policy.clone());
         }
@@ -298,12 +316,38 @@ impl Experiment {
         if self.divergence_is_a_result {
             trainer = trainer.on_divergence(OnDivergence::Record);
         }
-        let history = trainer.fit(&data.train, Some(&data.validation))?;
-        let test = match history.diverged {
-            Some(_) => None,
-            None => Some(crate::evaluate::evaluate(model.as_ref(), &data.test, 500)?),
-        };
-        Ok(RunRecord::new(self.clone(), data.spec.clone(), mode, history, test, device))
+        trainer
+    }
+
+    /// The callbacks, in the order they run at the end of each epoch: learning-rate policy,
+    /// weight average (it adds figures the others may watch), early stopping, plateau, kept
+    /// weights, checkpoint files, then the logs (which see every figure).
+    fn callbacks(&self, varmap: &VarMap, outputs: &RunOutputs) -> Result<Vec<Box<dyn Callback + 'static>>> {
+        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
+        if let Some(schedule) = self.lr_policy.schedule()? {
+            callbacks.push(Box::new(ScheduleCallback::new(schedule)));
+        }
+        if let Some(config) = self.ema {
+            callbacks.push(Box::new(WeightAverage::new(varmap, config)?));
+        }
+        if let Some(stopping) = &self.early_stopping {
+            callbacks.push(Box::new(stopping.clone()));
+        }
+        if let Some(plateau) = &self.reduce_lr {
+            callbacks.push(Box::new(plateau.clone()));
+        }
+        if let Some(monitor) = &self.keep_best {
+            callbacks.push(Box::new(ModelCheckpoint::keep_best(monitor.clone())));
+        }
+        if let Some(pattern) = &outputs.checkpoint {
+            let monitor = self.keep_best.clone().unwrap_or(Monitor::ValLoss);
+            callbacks.push(Box::new(ModelCheckpoint::best_only(outputs.folder.join(pattern), monitor)));
+        }
+        callbacks.push(Box::new(CsvLogger::new(outputs.folder.join("log.csv"))));
+        if outputs.tensorboard {
+            callbacks.push(Box::new(TensorBoard::new(outputs.folder.join("tensorboard"))));
+        }
+        Ok(callbacks)
     }
 
     /// The learning-rate range test for this experiment's model, optimizer, batch size and seed:

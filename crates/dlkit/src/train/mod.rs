@@ -154,6 +154,12 @@ impl<'a> Trainer<'a> {
         self
     }
 
+    /// Add a boxed callback (see [`Trainer::callback`]).
+    pub fn boxed_callback(mut self, callback: Box<dyn Callback + 'a>) -> Self {
+        self.callbacks.push(callback);
+        self
+    }
+
     /// Record the learning rate and loss of every step in the history.
     pub fn record_iterations(mut self, on: bool) -> Self {
         self.record_iterations = on;
