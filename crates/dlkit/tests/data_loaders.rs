@@ -1,19 +1,21 @@
 //! Dataset loaders against small fixture files written here, plus the real datasets when
 //! they are installed (skipped with a printed reason otherwise).
 
+mod common;
+
+use common::{cifar_record, gzip, idx_images, idx_labels};
 use dlkit::data::{self, cifar, folder, idx, Dataset};
 use dlkit::Error;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-// ---------------------------------------------------------------- CIFAR-10 binary
-
-/// One CIFAR record: label byte, then 3072 pixel bytes from `pixel(j)`.
-fn cifar_record(label: u8, pixel: impl Fn(usize) -> u8) -> Vec<u8> {
-    let mut r = vec![label];
-    r.extend((0..3072).map(pixel));
-    r
+/// The error is a `BadFile` naming the file `name`; returns its message.
+fn bad_file_named(err: Error, name: &str) -> String {
+    let msg = err.to_string();
+    assert!(matches!(err, Error::BadFile { ref path, .. } if path.ends_with(name)), "{msg}");
+    msg
 }
+
+// ---------------------------------------------------------------- CIFAR-10 binary
 
 /// A fixture `cifar-10-batches-bin/`: each training file holds two records, the test file
 /// three. Record `r` (counted over all training files) has label `r % 10` and pixel byte
@@ -141,30 +143,6 @@ fn cifar_missing_folder_or_file_names_the_fetch_command() {
 
 // ---------------------------------------------------------------- IDX
 
-/// An IDX image file: magic 0x803, n, rows, cols (big-endian), then the pixels.
-fn idx_images(n: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 8, 3];
-    for v in [n, rows, cols] {
-        b.extend(v.to_be_bytes());
-    }
-    b.extend_from_slice(pixels);
-    b
-}
-
-/// An IDX label file: magic 0x801, n, then the labels.
-fn idx_labels(labels: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 8, 1];
-    b.extend((labels.len() as u32).to_be_bytes());
-    b.extend_from_slice(labels);
-    b
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
 /// Three 2x3 training images (pixel j of image i is 10 i + j) and two test images.
 fn write_idx_fixture(dir: &Path, gz: bool) {
     std::fs::create_dir_all(dir).unwrap();
@@ -272,6 +250,84 @@ fn idx_count_mismatch_and_bad_label_are_reported() {
     std::fs::remove_file(tmp.path().join("t10k-labels-idx1-ubyte")).unwrap();
     let err = idx::load(tmp.path(), &["a", "b", "c"]).unwrap_err();
     assert!(matches!(err, Error::DatasetMissing { .. }), "{err}");
+}
+
+#[test]
+fn idx_zero_images_or_zero_sides_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_idx_fixture(tmp.path(), false);
+    // The case: a header announcing 0 images of 0x0, reached through `load`.
+    std::fs::write(tmp.path().join("train-images-idx3-ubyte"), idx_images(0, 0, 0, &[])).unwrap();
+    std::fs::write(tmp.path().join("train-labels-idx1-ubyte"), idx_labels(&[])).unwrap();
+    let err = idx::load(tmp.path(), &["a", "b", "c"]).unwrap_err();
+    let msg = bad_file_named(err, "train-images-idx3-ubyte");
+    assert!(msg.contains("0 images"), "{msg}");
+
+    let path = tmp.path().join("images");
+    std::fs::write(&path, idx_images(3, 0, 28, &[])).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images");
+    assert!(msg.contains("0x28"), "{msg}");
+    std::fs::write(&path, gzip(&idx_images(2, 28, 0, &[]))).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images");
+    assert!(msg.contains("28x0"), "{msg}");
+
+    let path = tmp.path().join("labels");
+    std::fs::write(&path, idx_labels(&[])).unwrap();
+    let msg = bad_file_named(idx::read_labels(&path).unwrap_err(), "labels");
+    assert!(msg.contains("0 labels"), "{msg}");
+}
+
+#[test]
+fn idx_sizes_over_the_limit_are_refused_before_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("images.gz");
+    // 65535³ bytes (2.8e14) fits in 64 bits but not in any memory; 4294967295³ overflows u64.
+    for side in [65_535u32, u32::MAX] {
+        std::fs::write(&path, gzip(&idx_images(side, side, side, &[1, 2, 3]))).unwrap();
+        let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images.gz");
+        assert!(msg.contains(&format!("{side} images of {side}x{side}")), "{msg}");
+        assert!(msg.contains("limit"), "{msg}");
+    }
+    let path = tmp.path().join("labels");
+    let mut labels = idx_labels(&[1, 2]);
+    labels[4..8].copy_from_slice(&u32::MAX.to_be_bytes()); // 4 GiB of labels announced
+    std::fs::write(&path, labels).unwrap();
+    let msg = bad_file_named(idx::read_labels(&path).unwrap_err(), "labels");
+    assert!(msg.contains("4294967295 labels") && msg.contains("limit"), "{msg}");
+}
+
+#[test]
+fn idx_other_element_types_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("floats");
+    // Magic 0x00000D03: 32-bit floats (type byte 0x0D) in 3 dimensions.
+    let mut floats = idx_images(1, 1, 1, &[0, 0, 0, 0]);
+    floats[2] = 0x0D;
+    std::fs::write(&path, floats).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "floats");
+    assert!(msg.contains("found 0x00000d03") && msg.contains("32-bit floats"), "{msg}");
+    // Magic 0x00000802: unsigned bytes in 2 dimensions (a matrix, not images).
+    let mut matrix = idx_images(1, 1, 1, &[0]);
+    matrix[3] = 2;
+    std::fs::write(&path, matrix).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "floats");
+    assert!(msg.contains("2 dimensions"), "{msg}");
+}
+
+#[test]
+fn idx_gzip_longer_than_announced_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("images.gz");
+    // One 2x2 image announced, 4 bytes expected; the stream inflates to 16 MiB more.
+    let header = idx_images(1, 2, 2, &[]);
+    std::fs::write(&path, common::gzip_with_zeros(&header, 16 << 20)).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images.gz");
+    assert!(msg.contains("1 images of 2x2 (4 bytes)") && msg.contains("more than 4"), "{msg}");
+    // Uncompressed, the exact length is known.
+    let path = tmp.path().join("images");
+    std::fs::write(&path, idx_images(1, 2, 2, &[7; 10])).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images");
+    assert!(msg.contains("(4 bytes) but 10 bytes follow"), "{msg}");
 }
 
 // ---------------------------------------------------------------- image folders
