@@ -141,6 +141,25 @@ fn cifar_missing_folder_or_file_names_the_fetch_command() {
     assert!(err.to_string().contains("data/fetch.sh"), "{err}");
 }
 
+#[test]
+fn cifar_batch_over_the_size_limit_is_refused_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("data_batch_1.bin");
+    // A sparse 4 GiB file: nothing is written to disk, but reading it would take 4 GiB.
+    std::fs::File::create(&path).unwrap().set_len(4 << 30).unwrap();
+    let msg = bad_file_named(cifar::read_batch(&path).unwrap_err(), "data_batch_1.bin");
+    assert!(msg.contains("4294967296 bytes") && msg.contains("limit"), "{msg}");
+}
+
+#[test]
+fn cifar_100_records_are_recognised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("test_batch.bin");
+    std::fs::write(&path, vec![1u8; 2 * 3074]).unwrap(); // CIFAR-100: coarse + fine label bytes
+    let msg = bad_file_named(cifar::read_batch(&path).unwrap_err(), "test_batch.bin");
+    assert!(msg.contains("CIFAR-100"), "{msg}");
+}
+
 // ---------------------------------------------------------------- IDX
 
 /// Three 2x3 training images (pixel j of image i is 10 i + j) and two test images.
