@@ -463,6 +463,141 @@ fn folder_missing_root_and_unknown_test_class() {
     assert!(msg.contains("spider"), "{msg}");
 }
 
+/// `root/train/<class>/<name>` holding `bytes`, beside a valid 4x3 `root/train/<class>/a.png`.
+fn folder_with(root: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    write_png(&root.join("train/cls/a.png"), 1, 4, 3);
+    let path = root.join("train/cls").join(name);
+    std::fs::write(&path, bytes).unwrap();
+    root.join("train")
+}
+
+#[test]
+fn folder_huge_declared_png_is_refused_before_decoding() {
+    // 9000x9000 grey is 81 MB (under image's default 512 MiB), 100000x100000 is 10 GB.
+    for side in [9_000u32, 100_000] {
+        let tmp = tempfile::tempdir().unwrap();
+        let png = common::png_declaring(side, side, 0, &[0x78, 0x9c, 0x03, 0x00]);
+        let split = folder_with(tmp.path(), "b.png", &png);
+        let msg = bad_file_named(folder::load_split(&split, None).unwrap_err(), "b.png");
+        assert!(msg.contains(&format!("{side}x{side}")) && msg.contains("limit"), "{msg}");
+    }
+}
+
+#[test]
+fn folder_huge_declared_jpeg_is_refused_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let split = folder_with(tmp.path(), "b.jpg", &common::jpeg_declaring(60_000, 50_000));
+    let msg = bad_file_named(folder::load_split(&split, None).unwrap_err(), "b.jpg");
+    assert!(msg.contains("60000x50000") && msg.contains("limit"), "{msg}");
+}
+
+#[test]
+fn folder_first_image_with_no_pixels_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("train/cls/0.png");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, common::png_declaring(0, 5, 2, &[0x78, 0x9c, 0x03, 0x00])).unwrap();
+    let err = folder::load_split(&tmp.path().join("train"), None).unwrap_err();
+    bad_file_named(err, "0.png");
+}
+
+#[test]
+fn folder_truncated_and_corrupt_images_are_named() {
+    let whole = common::jpeg(16, 16);
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(16, 16, image::Rgb([1, 2, 3]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
+        .unwrap();
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("cut.jpg", whole[..whole.len() / 2].to_vec()),
+        ("header-only.jpg", whole[..20].to_vec()),
+        ("cut.png", png[..png.len() - 20].to_vec()),
+        ("empty.png", Vec::new()),
+    ];
+    for (name, bytes) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let split = folder_with(tmp.path(), name, &bytes);
+        let err = folder::load_split(&split, None).unwrap_err();
+        let msg = bad_file_named(err, name);
+        assert!(msg.contains("cannot decode"), "{name}: {msg}");
+    }
+}
+
+#[test]
+fn folder_empty_training_class_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_folder_fixture(tmp.path());
+    let empty = tmp.path().join("train/beetle");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("readme.txt"), "photos to come").unwrap();
+    let msg = bad_file_named(folder::load(tmp.path()).unwrap_err(), "train/beetle");
+    assert!(msg.contains("no .jpg/.jpeg/.png image") && msg.contains("1 other entries"), "{msg}");
+    // An empty class folder in the test split is allowed (as a missing one is).
+    std::fs::remove_dir_all(&empty).unwrap();
+    std::fs::create_dir_all(tmp.path().join("test/moth")).unwrap();
+    assert_eq!(folder::load(tmp.path()).unwrap().test.class_counts(), vec![1, 0, 1]);
+}
+
+#[test]
+fn folder_class_missing_from_test_keeps_the_training_labels() {
+    // The fixture's test split has no `moth` folder: allowed, and `zebra` keeps label 2.
+    let tmp = tempfile::tempdir().unwrap();
+    write_folder_fixture(tmp.path());
+    let tt = folder::load(tmp.path()).unwrap();
+    assert_eq!(tt.test.classes, vec!["ant", "moth", "zebra"]);
+    assert_eq!(tt.test.class_counts(), vec![1, 0, 1]);
+}
+
+#[cfg(unix)]
+#[test]
+fn folder_dangling_image_link_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_folder_fixture(tmp.path());
+    let link = tmp.path().join("train/ant/c.png");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere.png"), &link).unwrap();
+    let err = folder::load(tmp.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Io { ref path, .. } if path.ends_with("ant/c.png")), "{msg}");
+}
+
+#[test]
+fn folder_rgba_and_16_bit_images_become_8_bit_rgb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("train/cls");
+    std::fs::create_dir_all(&dir).unwrap();
+    // RGBA: the alpha channel is dropped, colours are kept as stored (not blended).
+    image::RgbaImage::from_pixel(1, 1, image::Rgba([200, 100, 50, 7]))
+        .save(dir.join("a.png"))
+        .unwrap();
+    // 16-bit RGB: each value v becomes round(v / 257) (= round(255 v / 65535)):
+    // 65535 → 255, 32896 → 128.0 → 128, 1000 → 3.89 → 4.
+    let wide = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(
+        1,
+        1,
+        image::Rgb([65535, 32896, 1000]),
+    );
+    wide.save(dir.join("b.png")).unwrap();
+    let ds = folder::load_split(&tmp.path().join("train"), None).unwrap();
+    assert_eq!(ds.image(0), &[200, 100, 50]);
+    assert_eq!(ds.image(1), &[255, 128, 4]);
+}
+
+#[test]
+fn folder_too_large_for_memory_is_an_error_not_an_abort() {
+    // One 4096x4096 image (48 MiB as RGB) linked under 20000 names: 983 GiB in all, more
+    // than the memory of any machine this runs on. Hard links cost no disk space.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("train/cls");
+    std::fs::create_dir_all(&dir).unwrap();
+    image::GrayImage::new(4096, 4096).save(dir.join("00000.png")).unwrap();
+    for i in 1..20_000 {
+        std::fs::hard_link(dir.join("00000.png"), dir.join(format!("{i:05}.png"))).unwrap();
+    }
+    let err = folder::load_split(&tmp.path().join("train"), None).unwrap_err();
+    let msg = bad_file_named(err, "train");
+    assert!(msg.contains("20000 images of 4096x4096"), "{msg}");
+}
+
 // ---------------------------------------------------------------- resolvers
 
 /// Every test touching DLKIT_DATA lives here, so no two threads race on the variable.
