@@ -1,19 +1,21 @@
 //! Dataset loaders against small fixture files written here, plus the real datasets when
 //! they are installed (skipped with a printed reason otherwise).
 
+mod common;
+
+use common::{cifar_record, gzip, idx_images, idx_labels};
 use dlkit::data::{self, cifar, folder, idx, Dataset};
 use dlkit::Error;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-// ---------------------------------------------------------------- CIFAR-10 binary
-
-/// One CIFAR record: label byte, then 3072 pixel bytes from `pixel(j)`.
-fn cifar_record(label: u8, pixel: impl Fn(usize) -> u8) -> Vec<u8> {
-    let mut r = vec![label];
-    r.extend((0..3072).map(pixel));
-    r
+/// The error is a `BadFile` naming the file `name`; returns its message.
+fn bad_file_named(err: Error, name: &str) -> String {
+    let msg = err.to_string();
+    assert!(matches!(err, Error::BadFile { ref path, .. } if path.ends_with(name)), "{msg}");
+    msg
 }
+
+// ---------------------------------------------------------------- CIFAR-10 binary
 
 /// A fixture `cifar-10-batches-bin/`: each training file holds two records, the test file
 /// three. Record `r` (counted over all training files) has label `r % 10` and pixel byte
@@ -139,31 +141,26 @@ fn cifar_missing_folder_or_file_names_the_fetch_command() {
     assert!(err.to_string().contains("data/fetch.sh"), "{err}");
 }
 
+#[test]
+fn cifar_batch_over_the_size_limit_is_refused_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("data_batch_1.bin");
+    // A sparse 4 GiB file: nothing is written to disk, but reading it would take 4 GiB.
+    std::fs::File::create(&path).unwrap().set_len(4 << 30).unwrap();
+    let msg = bad_file_named(cifar::read_batch(&path).unwrap_err(), "data_batch_1.bin");
+    assert!(msg.contains("4294967296 bytes") && msg.contains("limit"), "{msg}");
+}
+
+#[test]
+fn cifar_100_records_are_recognised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("test_batch.bin");
+    std::fs::write(&path, vec![1u8; 2 * 3074]).unwrap(); // CIFAR-100: coarse + fine label bytes
+    let msg = bad_file_named(cifar::read_batch(&path).unwrap_err(), "test_batch.bin");
+    assert!(msg.contains("CIFAR-100"), "{msg}");
+}
+
 // ---------------------------------------------------------------- IDX
-
-/// An IDX image file: magic 0x803, n, rows, cols (big-endian), then the pixels.
-fn idx_images(n: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 8, 3];
-    for v in [n, rows, cols] {
-        b.extend(v.to_be_bytes());
-    }
-    b.extend_from_slice(pixels);
-    b
-}
-
-/// An IDX label file: magic 0x801, n, then the labels.
-fn idx_labels(labels: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 8, 1];
-    b.extend((labels.len() as u32).to_be_bytes());
-    b.extend_from_slice(labels);
-    b
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
 
 /// Three 2x3 training images (pixel j of image i is 10 i + j) and two test images.
 fn write_idx_fixture(dir: &Path, gz: bool) {
@@ -272,6 +269,84 @@ fn idx_count_mismatch_and_bad_label_are_reported() {
     std::fs::remove_file(tmp.path().join("t10k-labels-idx1-ubyte")).unwrap();
     let err = idx::load(tmp.path(), &["a", "b", "c"]).unwrap_err();
     assert!(matches!(err, Error::DatasetMissing { .. }), "{err}");
+}
+
+#[test]
+fn idx_zero_images_or_zero_sides_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_idx_fixture(tmp.path(), false);
+    // The case: a header announcing 0 images of 0x0, reached through `load`.
+    std::fs::write(tmp.path().join("train-images-idx3-ubyte"), idx_images(0, 0, 0, &[])).unwrap();
+    std::fs::write(tmp.path().join("train-labels-idx1-ubyte"), idx_labels(&[])).unwrap();
+    let err = idx::load(tmp.path(), &["a", "b", "c"]).unwrap_err();
+    let msg = bad_file_named(err, "train-images-idx3-ubyte");
+    assert!(msg.contains("0 images"), "{msg}");
+
+    let path = tmp.path().join("images");
+    std::fs::write(&path, idx_images(3, 0, 28, &[])).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images");
+    assert!(msg.contains("0x28"), "{msg}");
+    std::fs::write(&path, gzip(&idx_images(2, 28, 0, &[]))).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images");
+    assert!(msg.contains("28x0"), "{msg}");
+
+    let path = tmp.path().join("labels");
+    std::fs::write(&path, idx_labels(&[])).unwrap();
+    let msg = bad_file_named(idx::read_labels(&path).unwrap_err(), "labels");
+    assert!(msg.contains("0 labels"), "{msg}");
+}
+
+#[test]
+fn idx_sizes_over_the_limit_are_refused_before_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("images.gz");
+    // 65535³ bytes (2.8e14) fits in 64 bits but not in any memory; 4294967295³ overflows u64.
+    for side in [65_535u32, u32::MAX] {
+        std::fs::write(&path, gzip(&idx_images(side, side, side, &[1, 2, 3]))).unwrap();
+        let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images.gz");
+        assert!(msg.contains(&format!("{side} images of {side}x{side}")), "{msg}");
+        assert!(msg.contains("limit"), "{msg}");
+    }
+    let path = tmp.path().join("labels");
+    let mut labels = idx_labels(&[1, 2]);
+    labels[4..8].copy_from_slice(&u32::MAX.to_be_bytes()); // 4 GiB of labels announced
+    std::fs::write(&path, labels).unwrap();
+    let msg = bad_file_named(idx::read_labels(&path).unwrap_err(), "labels");
+    assert!(msg.contains("4294967295 labels") && msg.contains("limit"), "{msg}");
+}
+
+#[test]
+fn idx_other_element_types_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("floats");
+    // Magic 0x00000D03: 32-bit floats (type byte 0x0D) in 3 dimensions.
+    let mut floats = idx_images(1, 1, 1, &[0, 0, 0, 0]);
+    floats[2] = 0x0D;
+    std::fs::write(&path, floats).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "floats");
+    assert!(msg.contains("found 0x00000d03") && msg.contains("32-bit floats"), "{msg}");
+    // Magic 0x00000802: unsigned bytes in 2 dimensions (a matrix, not images).
+    let mut matrix = idx_images(1, 1, 1, &[0]);
+    matrix[3] = 2;
+    std::fs::write(&path, matrix).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "floats");
+    assert!(msg.contains("2 dimensions"), "{msg}");
+}
+
+#[test]
+fn idx_gzip_longer_than_announced_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("images.gz");
+    // One 2x2 image announced, 4 bytes expected; the stream inflates to 16 MiB more.
+    let header = idx_images(1, 2, 2, &[]);
+    std::fs::write(&path, common::gzip_with_zeros(&header, 16 << 20)).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images.gz");
+    assert!(msg.contains("1 images of 2x2 (4 bytes)") && msg.contains("more than 4"), "{msg}");
+    // Uncompressed, the exact length is known.
+    let path = tmp.path().join("images");
+    std::fs::write(&path, idx_images(1, 2, 2, &[7; 10])).unwrap();
+    let msg = bad_file_named(idx::read_images(&path).unwrap_err(), "images");
+    assert!(msg.contains("(4 bytes) but 10 bytes follow"), "{msg}");
 }
 
 // ---------------------------------------------------------------- image folders
@@ -386,6 +461,141 @@ fn folder_missing_root_and_unknown_test_class() {
     write_png(&tmp.path().join("test/spider/0.png"), 7, 4, 3);
     let msg = folder::load(tmp.path()).unwrap_err().to_string();
     assert!(msg.contains("spider"), "{msg}");
+}
+
+/// `root/train/<class>/<name>` holding `bytes`, beside a valid 4x3 `root/train/<class>/a.png`.
+fn folder_with(root: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    write_png(&root.join("train/cls/a.png"), 1, 4, 3);
+    let path = root.join("train/cls").join(name);
+    std::fs::write(&path, bytes).unwrap();
+    root.join("train")
+}
+
+#[test]
+fn folder_huge_declared_png_is_refused_before_decoding() {
+    // 9000x9000 grey is 81 MB (under image's default 512 MiB), 100000x100000 is 10 GB.
+    for side in [9_000u32, 100_000] {
+        let tmp = tempfile::tempdir().unwrap();
+        let png = common::png_declaring(side, side, 0, &[0x78, 0x9c, 0x03, 0x00]);
+        let split = folder_with(tmp.path(), "b.png", &png);
+        let msg = bad_file_named(folder::load_split(&split, None).unwrap_err(), "b.png");
+        assert!(msg.contains(&format!("{side}x{side}")) && msg.contains("limit"), "{msg}");
+    }
+}
+
+#[test]
+fn folder_huge_declared_jpeg_is_refused_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let split = folder_with(tmp.path(), "b.jpg", &common::jpeg_declaring(60_000, 50_000));
+    let msg = bad_file_named(folder::load_split(&split, None).unwrap_err(), "b.jpg");
+    assert!(msg.contains("60000x50000") && msg.contains("limit"), "{msg}");
+}
+
+#[test]
+fn folder_first_image_with_no_pixels_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("train/cls/0.png");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, common::png_declaring(0, 5, 2, &[0x78, 0x9c, 0x03, 0x00])).unwrap();
+    let err = folder::load_split(&tmp.path().join("train"), None).unwrap_err();
+    bad_file_named(err, "0.png");
+}
+
+#[test]
+fn folder_truncated_and_corrupt_images_are_named() {
+    let whole = common::jpeg(16, 16);
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(16, 16, image::Rgb([1, 2, 3]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
+        .unwrap();
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("cut.jpg", whole[..whole.len() / 2].to_vec()),
+        ("header-only.jpg", whole[..20].to_vec()),
+        ("cut.png", png[..png.len() - 20].to_vec()),
+        ("empty.png", Vec::new()),
+    ];
+    for (name, bytes) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let split = folder_with(tmp.path(), name, &bytes);
+        let err = folder::load_split(&split, None).unwrap_err();
+        let msg = bad_file_named(err, name);
+        assert!(msg.contains("cannot decode"), "{name}: {msg}");
+    }
+}
+
+#[test]
+fn folder_empty_training_class_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_folder_fixture(tmp.path());
+    let empty = tmp.path().join("train/beetle");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("readme.txt"), "photos to come").unwrap();
+    let msg = bad_file_named(folder::load(tmp.path()).unwrap_err(), "train/beetle");
+    assert!(msg.contains("no .jpg/.jpeg/.png image") && msg.contains("1 other entries"), "{msg}");
+    // An empty class folder in the test split is allowed (as a missing one is).
+    std::fs::remove_dir_all(&empty).unwrap();
+    std::fs::create_dir_all(tmp.path().join("test/moth")).unwrap();
+    assert_eq!(folder::load(tmp.path()).unwrap().test.class_counts(), vec![1, 0, 1]);
+}
+
+#[test]
+fn folder_class_missing_from_test_keeps_the_training_labels() {
+    // The fixture's test split has no `moth` folder: allowed, and `zebra` keeps label 2.
+    let tmp = tempfile::tempdir().unwrap();
+    write_folder_fixture(tmp.path());
+    let tt = folder::load(tmp.path()).unwrap();
+    assert_eq!(tt.test.classes, vec!["ant", "moth", "zebra"]);
+    assert_eq!(tt.test.class_counts(), vec![1, 0, 1]);
+}
+
+#[cfg(unix)]
+#[test]
+fn folder_dangling_image_link_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_folder_fixture(tmp.path());
+    let link = tmp.path().join("train/ant/c.png");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere.png"), &link).unwrap();
+    let err = folder::load(tmp.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Io { ref path, .. } if path.ends_with("ant/c.png")), "{msg}");
+}
+
+#[test]
+fn folder_rgba_and_16_bit_images_become_8_bit_rgb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("train/cls");
+    std::fs::create_dir_all(&dir).unwrap();
+    // RGBA: the alpha channel is dropped, colours are kept as stored (not blended).
+    image::RgbaImage::from_pixel(1, 1, image::Rgba([200, 100, 50, 7]))
+        .save(dir.join("a.png"))
+        .unwrap();
+    // 16-bit RGB: each value v becomes round(v / 257) (= round(255 v / 65535)):
+    // 65535 → 255, 32896 → 128.0 → 128, 1000 → 3.89 → 4.
+    let wide = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(
+        1,
+        1,
+        image::Rgb([65535, 32896, 1000]),
+    );
+    wide.save(dir.join("b.png")).unwrap();
+    let ds = folder::load_split(&tmp.path().join("train"), None).unwrap();
+    assert_eq!(ds.image(0), &[200, 100, 50]);
+    assert_eq!(ds.image(1), &[255, 128, 4]);
+}
+
+#[test]
+fn folder_too_large_for_memory_is_an_error_not_an_abort() {
+    // One 4096x4096 image (48 MiB as RGB) linked under 20000 names: 983 GiB in all, more
+    // than the memory of any machine this runs on. Hard links cost no disk space.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("train/cls");
+    std::fs::create_dir_all(&dir).unwrap();
+    image::GrayImage::new(4096, 4096).save(dir.join("00000.png")).unwrap();
+    for i in 1..20_000 {
+        std::fs::hard_link(dir.join("00000.png"), dir.join(format!("{i:05}.png"))).unwrap();
+    }
+    let err = folder::load_split(&tmp.path().join("train"), None).unwrap_err();
+    let msg = bad_file_named(err, "train");
+    assert!(msg.contains("20000 images of 4096x4096"), "{msg}");
 }
 
 // ---------------------------------------------------------------- resolvers

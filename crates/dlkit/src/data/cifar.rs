@@ -2,10 +2,12 @@
 //!
 //! Each batch file is a run of 3073-byte records: one label byte, then 3072 pixel bytes
 //! (1024 red, 1024 green, 1024 blue, each a row-major 32×32 plane). That is already the
-//! CHW order of a [`Dataset`], so the pixels are copied as they are.
+//! CHW order of a [`Dataset`], so the pixels are copied as they are. A batch file larger
+//! than [`MAX_BATCH_BYTES`] is refused before it is read.
 
 use super::{Dataset, TrainTest, CIFAR10_CLASSES, FETCH_HINT};
 use crate::error::{Error, Result};
+use std::io::Read;
 use std::path::Path;
 
 /// Image side in pixels.
@@ -26,6 +28,11 @@ pub const TRAIN_FILES: [&str; 5] = [
 pub const TEST_FILE: &str = "test_batch.bin";
 /// The file listing the class names, one a line.
 pub const META_FILE: &str = "batches.meta.txt";
+/// The largest batch file dlkit reads: 1 GiB, about 35 official batches (10,000 records,
+/// 30,730,000 bytes each).
+pub const MAX_BATCH_BYTES: u64 = 1 << 30;
+/// Bytes per record of CIFAR-100's binary version (coarse and fine label bytes, then pixels).
+const CIFAR100_RECORD_BYTES: usize = 2 + IMAGE_BYTES;
 
 /// Load the training batches and the test batch from `dir` (`cifar-10-batches-bin/`).
 pub fn load(dir: &Path) -> Result<TrainTest> {
@@ -52,11 +59,22 @@ pub fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
     if !path.is_file() {
         return Err(missing(path));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_bounded(path)?;
     if bytes.is_empty() {
         return Err(Error::bad_file(path, "empty: the file holds no record"));
     }
     if bytes.len() % RECORD_BYTES != 0 {
+        if bytes.len() % CIFAR100_RECORD_BYTES == 0 {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "{} bytes is a whole number of {CIFAR100_RECORD_BYTES}-byte records, the \
+                     layout of CIFAR-100 (two label bytes), not of CIFAR-10 ({RECORD_BYTES}-byte \
+                     records)",
+                    bytes.len()
+                ),
+            ));
+        }
         let whole = bytes.len() / RECORD_BYTES;
         return Err(Error::bad_file(
             path,
@@ -83,6 +101,32 @@ pub fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
         images.extend_from_slice(&record[1..]);
     }
     Ok((images, labels))
+}
+
+/// The whole file, refused unread when it is larger than [`MAX_BATCH_BYTES`] (and never more
+/// than that limit read, should it grow meanwhile).
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let too_large = |len: u64| {
+        Error::bad_file(
+            path,
+            format!(
+                "holds {len} bytes, over dlkit's limit of {MAX_BATCH_BYTES} bytes for one batch \
+                 file (an official batch holds 10000 records, {} bytes)",
+                10_000 * RECORD_BYTES
+            ),
+        )
+    };
+    if len > MAX_BATCH_BYTES {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(MAX_BATCH_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_BATCH_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Class names from `batches.meta.txt` when present, else [`CIFAR10_CLASSES`].
