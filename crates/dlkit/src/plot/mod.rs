@@ -11,31 +11,117 @@
 //!     .x_label("epoch")
 //!     .y_label("error (%)")
 //!     .series("SGD", vec![(1.0, 30.0), (2.0, 20.0), (3.0, 12.0)])
-//!     .hline("6% target", 6.0);
+//!     .hline("6% target", 6.0)
+//!     .vline("best checkpoint", 3.0);
 //! chart.save("error.png")?;
 //! # Ok::<(), dlkit::Error>(())
 //! ```
+//!
+//! Both kinds of chart hold a `Frame` (title, axis labels, log axes, size, legend place,
+//! horizontal reference lines); its setters and the outputs (SVG, PNG, file, evcxr) are written
+//! once here and given to each chart by a macro. `line` and `bar` draw the data; `legend`
+//! chooses where the legend goes and words its entries.
 //!
 //! Text is measured (and, in PNG files, drawn) with a small copy of DejaVu Sans compiled into
 //! the library (`assets/DejaVuSans-subset.ttf`), so charts look the same on a laptop with no
 //! system fonts. SVG output keeps titles and labels as real `<text>` elements.
 //!
-//! Rules for the data: points with a non-finite coordinate (NaN, ±∞, e.g. a diverged loss) are
-//! skipped; on a logarithmic axis every remaining value must be positive, otherwise drawing
-//! fails with [`Error::Plot`] naming the series (points are never dropped silently for that).
+//! Rules for the data: a point or bar with a non-finite coordinate (NaN, ±∞, e.g. a diverged
+//! loss) is not drawn, and the chart says so where it is named: the legend entry reads
+//! `"lr 1e1 (3 points not finite, not drawn)"`, a series with no finite point at all
+//! `"lr 1e1 (no finite point: diverged)"`, a bar's category `"name (not finite)"`. Drawing fails
+//! only when nothing at all is finite. On a logarithmic axis every finite value must be
+//! positive, otherwise drawing fails with [`Error::Plot`] naming the series (points are never
+//! dropped silently for that).
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::chart::MeshStyle;
+use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::{Error, Result};
 
+/// The builder setters and outputs every chart shares, written once: each setter changes the
+/// chart's `frame`, each output goes through the renderer for any `Chart`.
+macro_rules! frame_methods {
+    () => {
+        /// Name the x axis.
+        pub fn x_label(mut self, label: impl Into<String>) -> Self {
+            self.frame.x_label = label.into();
+            self
+        }
+
+        /// Name the y axis.
+        pub fn y_label(mut self, label: impl Into<String>) -> Self {
+            self.frame.y_label = label.into();
+            self
+        }
+
+        /// Use a logarithmic y axis (every value against it, reference lines included, must then
+        /// be positive).
+        pub fn log_y(mut self) -> Self {
+            self.frame.log_y = true;
+            self
+        }
+
+        /// Add a horizontal dashed reference line at height `y` across the whole chart, named in
+        /// the legend (e.g. a target error).
+        pub fn hline(mut self, name: impl Into<String>, y: f64) -> Self {
+            self.frame.hlines.push(crate::plot::ReferenceLine { name: name.into(), at: y });
+            self
+        }
+
+        /// Set the size in pixels (default [`DEFAULT_SIZE`](crate::plot::DEFAULT_SIZE)).
+        pub fn size(mut self, width: u32, height: u32) -> Self {
+            self.frame.size = (width, height);
+            self
+        }
+
+        /// Place the legend (default: [`LegendPosition::Auto`](crate::plot::LegendPosition::Auto),
+        /// where it covers the least of the drawing).
+        pub fn legend(mut self, position: crate::plot::LegendPosition) -> Self {
+            self.frame.legend = position;
+            self
+        }
+
+        /// The chart as an SVG document.
+        pub fn to_svg(&self) -> crate::Result<String> {
+            crate::plot::render_svg(self)
+        }
+
+        /// The chart as PNG bytes.
+        pub fn to_png(&self) -> crate::Result<Vec<u8>> {
+            crate::plot::render_png(self)
+        }
+
+        /// Write the chart to `path` (`.svg` or `.png`), atomically.
+        pub fn save(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
+            crate::plot::save_chart(self, path.as_ref())
+        }
+
+        /// Show the chart inline in evcxr (called by the kernel when a cell ends with a chart).
+        pub fn evcxr_display(&self) {
+            crate::plot::display_in_evcxr(self)
+        }
+    };
+}
+
+mod bar;
+mod legend;
+mod line;
+
+pub use bar::BarChart;
+pub use legend::{least_covered_position, LegendPosition};
+pub use line::LineChart;
+
 /// The font compiled into the library (ASCII, Latin-1, Greek and a few maths signs).
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
 
 /// The family name every chart asks for; the bundled font is registered under it.
 const FONT_FAMILY: &str = "sans-serif";
@@ -57,8 +143,11 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// Series with at most this many points also get a dot at each point.
-const MARK_POINTS_UP_TO: usize = 30;
+/// Dashes of reference lines: this many pixels drawn, then `DASH_GAP` left blank.
+const DASH: i32 = 10;
+
+/// The blank between two dashes of a reference line, in pixels.
+const DASH_GAP: i32 = 6;
 
 /// Register the bundled font with plotters, once per process.
 fn register_font() -> Result<()> {
@@ -73,7 +162,7 @@ fn register_font() -> Result<()> {
     }
 }
 
-/// The colour of the `i`-th series (the palette repeats after ten).
+/// The colour of the `i`-th drawn thing (the palette repeats after ten).
 fn colour(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
@@ -105,91 +194,14 @@ fn tick_label(v: f64) -> String {
     }
 }
 
-/// Where the legend box sits inside the plotting area.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LegendPosition {
-    /// The place among the six below that covers the fewest data (the default; see
-    /// [`least_covered_position`]).
-    #[default]
-    Auto,
-    /// Top right corner.
-    UpperRight,
-    /// Top left corner.
-    UpperLeft,
-    /// Bottom right corner.
-    LowerRight,
-    /// Bottom left corner.
-    LowerLeft,
-    /// Right edge, half way up.
-    MiddleRight,
-    /// Left edge, half way up.
-    MiddleLeft,
-}
-
-impl LegendPosition {
-    /// The fixed places `Auto` chooses from, in order of preference, with the part of the plot
-    /// (x from, x to, y from, y to, as fractions of the axes) a legend there may cover.
-    const PLACES: [(LegendPosition, [f64; 4]); 6] = [
-        (LegendPosition::UpperRight, [0.6, 1.0, 0.6, 1.0]),
-        (LegendPosition::UpperLeft, [0.0, 0.4, 0.6, 1.0]),
-        (LegendPosition::LowerRight, [0.6, 1.0, 0.0, 0.4]),
-        (LegendPosition::LowerLeft, [0.0, 0.4, 0.0, 0.4]),
-        (LegendPosition::MiddleRight, [0.6, 1.0, 0.3, 0.7]),
-        (LegendPosition::MiddleLeft, [0.0, 0.4, 0.3, 0.7]),
-    ];
-
-    /// The matching plotters position (`Auto` must be resolved first; it maps to upper right).
-    fn to_plotters(self) -> SeriesLabelPosition {
-        match self {
-            LegendPosition::Auto | LegendPosition::UpperRight => SeriesLabelPosition::UpperRight,
-            LegendPosition::UpperLeft => SeriesLabelPosition::UpperLeft,
-            LegendPosition::LowerRight => SeriesLabelPosition::LowerRight,
-            LegendPosition::LowerLeft => SeriesLabelPosition::LowerLeft,
-            LegendPosition::MiddleRight => SeriesLabelPosition::MiddleRight,
-            LegendPosition::MiddleLeft => SeriesLabelPosition::MiddleLeft,
-        }
-    }
-}
-
-/// The legend place (see [`LegendPosition::PLACES`]) that the fewest drawn lines pass under:
-/// every polyline is sampled at 16 points per segment, in axis fractions (log axes in
-/// decades); ties go to the earlier place, so a falling curve keeps its legend top right.
-pub fn least_covered_position(
-    lines: &[Vec<(f64, f64)>],
-    (x, y): (&std::ops::Range<f64>, &std::ops::Range<f64>),
-    (log_x, log_y): (bool, bool),
-) -> LegendPosition {
-    let fraction = |v: f64, r: &std::ops::Range<f64>, log: bool| {
-        if log { (v.log10() - r.start.log10()) / (r.end.log10() - r.start.log10()) } else { (v - r.start) / (r.end - r.start) }
-    };
-    let mut samples = Vec::new();
-    for line in lines {
-        let points: Vec<(f64, f64)> = line
-            .iter()
-            .filter(|(a, b)| a.is_finite() && b.is_finite())
-            .map(|&(a, b)| (fraction(a, x, log_x), fraction(b, y, log_y)))
-            .collect();
-        samples.extend(points.first().copied());
-        for pair in points.windows(2) {
-            let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
-            samples.extend((1..=16).map(|k| {
-                let t = k as f64 / 16.0;
-                (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
-            }));
-        }
-    }
-    let covered = |[x0, x1, y0, y1]: [f64; 4]| {
-        samples.iter().filter(|&&(a, b)| (x0..=x1).contains(&a) && (y0..=y1).contains(&b)).count()
-    };
-    LegendPosition::PLACES
-        .iter()
-        .min_by_key(|(_, area)| covered(*area))
-        .map_or(LegendPosition::UpperRight, |(place, _)| *place)
+/// [`tick_label`] in the form plotters' axis formatters take.
+fn tick_label_of(v: &f64) -> String {
+    tick_label(*v)
 }
 
 /// One axis: the range of its values, padded by `margin` (a fraction of the span, or of the
 /// number of decades on a log axis).
-fn padded_range(lo: f64, hi: f64, log: bool, margin: f64) -> std::ops::Range<f64> {
+fn padded_range(lo: f64, hi: f64, log: bool, margin: f64) -> Range<f64> {
     if log {
         if hi / lo <= 1.0 + 1e-12 {
             return lo / 2.0..hi * 2.0;
@@ -206,6 +218,46 @@ fn padded_range(lo: f64, hi: f64, log: bool, margin: f64) -> std::ops::Range<f64
     }
 }
 
+/// A "nice" step near `raw`: 1, 2 or 5 times a power of ten.
+fn nice_step(raw: f64) -> f64 {
+    let power = 10f64.powf(raw.log10().floor());
+    let m = match raw / power {
+        f if f < 1.5 => 1.0,
+        f if f < 3.0 => 2.0,
+        f if f < 7.0 => 5.0,
+        _ => 10.0,
+    };
+    m * power
+}
+
+/// Where a logarithmic axis over `lo..hi` has labelled ticks (bold grid lines) and unlabelled
+/// light grid lines. Over two or more powers of ten: the powers (every few when there are more
+/// than eight) with lines at 2…9 times each power between. Within a decade, where plotters alone
+/// would draw no tick at all: about five evenly stepped values (steps of 1, 2 or 5 × 10^k).
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    let (first, last) = (lo.log10().ceil() as i32, hi.log10().floor() as i32);
+    let within = |v: &f64| (lo..=hi).contains(v);
+    if last > first {
+        let every = ((last - first + 1) as f64 / 8.0).ceil() as usize;
+        let bold: Vec<f64> = (first..=last).step_by(every).map(|k| 10f64.powi(k)).collect();
+        let light = if every == 1 {
+            (first - 1..=last).flat_map(|k| (2..=9).map(move |m| m as f64 * 10f64.powi(k))).filter(within).collect()
+        } else {
+            vec![]
+        };
+        return (bold, light);
+    }
+    let step = nice_step((hi - lo) / 5.0);
+    let bold = ((lo / step).ceil() as i64..=(hi / step).floor() as i64).map(|i| i as f64 * step).filter(within).collect();
+    (bold, vec![])
+}
+
+/// A logarithmic axis over `range` with the ticks of [`log_ticks`].
+fn log_axis(range: &Range<f64>) -> WithKeyPoints<LogCoord<f64>> {
+    let (bold, light) = log_ticks(range.start, range.end);
+    range.clone().log_scale().with_key_points(bold).with_light_points(light)
+}
+
 /// The smallest and largest of some values, or `None` when there are none.
 fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     values.fold(None, |acc, v| match acc {
@@ -214,28 +266,264 @@ fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     })
 }
 
+/// A point both of whose coordinates are finite (the only kind that is drawn).
+fn is_finite_point(&(x, y): &(f64, f64)) -> bool {
+    x.is_finite() && y.is_finite()
+}
+
+/// A dashed reference line across the whole chart: horizontal at `at` on the y axis (or, for
+/// a line chart's vertical lines, at `at` on the x axis).
+#[derive(Debug, Clone, PartialEq)]
+struct ReferenceLine {
+    name: String,
+    at: f64,
+}
+
+/// The chart area plotters builds on a drawing area for the axes `X` × `Y`.
+type ChartOn<'a, DB, X, Y> =
+    ChartContext<'a, DB, Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>>;
+
+/// What every chart has around its data: title, axis labels, axis scales, size, legend place,
+/// horizontal reference lines.
+#[derive(Debug, Clone, PartialEq)]
+struct Frame {
+    /// What errors call the chart ("line chart", "bar chart").
+    kind: &'static str,
+    title: String,
+    x_label: String,
+    y_label: String,
+    log_x: bool,
+    log_y: bool,
+    size: (u32, u32),
+    legend: LegendPosition,
+    hlines: Vec<ReferenceLine>,
+}
+
+impl Frame {
+    /// An empty frame of a chart of this kind, with this title, at the default size.
+    fn new(kind: &'static str, title: String) -> Self {
+        Frame {
+            kind,
+            title,
+            x_label: String::new(),
+            y_label: String::new(),
+            log_x: false,
+            log_y: false,
+            size: DEFAULT_SIZE,
+            legend: LegendPosition::default(),
+            hlines: vec![],
+        }
+    }
+
+    /// An error about this chart: `line chart "title": <what>`.
+    fn error(&self, what: impl std::fmt::Display) -> Error {
+        Error::Plot(format!("{} \"{}\": {what}", self.kind, self.title))
+    }
+
+    /// A value `v` of the thing `what` must be drawable on the `axis` ("x" or "y"), which is
+    /// logarithmic if `log`: finite and, on a log axis, positive.
+    fn check_reference(&self, what: &str, axis: &str, v: f64, log: bool) -> Result<()> {
+        if !v.is_finite() || (log && v <= 0.0) {
+            return Err(self.error(format!(
+                "{what} at {axis} = {v} cannot be drawn{}",
+                if log { " on a logarithmic axis" } else { "" }
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every horizontal reference line must be drawable on the y axis.
+    fn check_hlines(&self) -> Result<()> {
+        for r in &self.hlines {
+            self.check_reference(&format!("reference line \"{}\"", r.name), "y", r.at, self.log_y)?;
+        }
+        Ok(())
+    }
+
+    /// Clear `root` and set up the chart area in it: caption, margins, room for the tick
+    /// labels (`x_label_area` pixels below, enough for numbers on the left), the given axes.
+    fn chart_on<'a, DB, X, Y>(
+        &self,
+        root: &'a DrawingArea<DB, Shift>,
+        x: X,
+        y: Y,
+        x_label_area: u32,
+    ) -> Result<ChartOn<'a, DB, X, Y>>
+    where
+        DB: DrawingBackend,
+        X: AsRangedCoord,
+        Y: AsRangedCoord,
+    {
+        root.fill(&WHITE).map_err(plot_error)?;
+        ChartBuilder::on(root)
+            .caption(&self.title, (FONT_FAMILY, 22))
+            .margin(12)
+            .x_label_area_size(x_label_area)
+            .y_label_area_size(78)
+            .build_cartesian_2d(x, y)
+            .map_err(plot_error)
+    }
+
+    /// The grid and axes in the house style (light grid, axis names, short numeric y ticks),
+    /// ready for a chart kind's own settings and then `.draw()`.
+    fn mesh<'a, 'b, DB, X, Y>(&self, chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> MeshStyle<'a, 'b, X, Y, DB>
+    where
+        DB: DrawingBackend,
+        X: Ranged + ValueFormatter<X::ValueType>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let mut mesh = chart.configure_mesh();
+        mesh.light_line_style(BLACK.mix(0.05))
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .axis_desc_style((FONT_FAMILY, 16))
+            .label_style((FONT_FAMILY, 13))
+            .y_label_formatter(&tick_label_of);
+        mesh
+    }
+
+    /// Draw the horizontal reference lines from `left` to `right` (the ends of the x axis),
+    /// coloured from palette entry `first_colour` on, each named in the legend.
+    fn draw_hlines<'a, DB, X, Y>(
+        &self,
+        chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+        (left, right): (X::ValueType, X::ValueType),
+        first_colour: usize,
+    ) -> Result<()>
+    where
+        DB: DrawingBackend + 'a,
+        X: Ranged,
+        X::ValueType: Clone,
+        Y: Ranged<ValueType = f64>,
+    {
+        for (j, r) in self.hlines.iter().enumerate() {
+            let ends = [(left.clone(), r.at), (right.clone(), r.at)];
+            draw_reference(chart, ends, &r.name, colour(first_colour + j), Key::HorizontalDashes)?;
+        }
+        Ok(())
+    }
+
+    /// Draw the legend (only if something was named) at `place`, which must be resolved.
+    fn draw_legend<'a, DB, CT>(&self, chart: &mut ChartContext<'a, DB, CT>, place: LegendPosition) -> Result<()>
+    where
+        DB: DrawingBackend + 'a,
+        CT: CoordTranslate,
+    {
+        chart
+            .configure_series_labels()
+            .position(place.to_plotters())
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font((FONT_FAMILY, 14))
+            .draw()
+            .map_err(plot_error)
+    }
+}
+
+/// The small picture before a name in the legend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// A solid line (a series).
+    Line,
+    /// Two dashes side by side (a horizontal reference line).
+    HorizontalDashes,
+    /// Two dashes one above the other (a vertical reference line).
+    VerticalDashes,
+    /// A filled diamond (a marker).
+    Diamond,
+}
+
+impl Key {
+    /// The key drawn with its left end at `(x, y)` (the middle of the legend row), 24 pixels wide.
+    fn element<DB: DrawingBackend>(self, (x, y): (i32, i32), c: RGBColor) -> DynElement<'static, DB, (i32, i32)> {
+        let line = c.stroke_width(2);
+        match self {
+            Key::Line => PathElement::new(vec![(x, y), (x + 24, y)], line).into_dyn(),
+            Key::HorizontalDashes => {
+                DashedPathElement::new(vec![(x, y), (x + 24, y)], 9, DASH_GAP, line).into_dyn()
+            }
+            Key::VerticalDashes => DashedPathElement::new(vec![(x + 12, y - 8), (x + 12, y + 8)], 6, 4, line).into_dyn(),
+            Key::Diamond => {
+                Polygon::new(vec![(x + 12, y - 6), (x + 18, y), (x + 12, y + 6), (x + 6, y)], c.filled()).into_dyn()
+            }
+        }
+    }
+}
+
+/// Draw one dashed reference line between the two `ends` in colour `c`, named `name` in the
+/// legend with `key`. Dashes are measured in pixels, so they look alike on log axes.
+fn draw_reference<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    ends: [(X::ValueType, Y::ValueType); 2],
+    name: &str,
+    c: RGBColor,
+    key: Key,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+    X::ValueType: Clone,
+    Y::ValueType: Clone,
+{
+    chart
+        .draw_series(DashedLineSeries::new(ends, DASH, DASH_GAP, c.stroke_width(2)))
+        .map_err(plot_error)?
+        .label(name)
+        .legend(move |at| key.element(at, c));
+    Ok(())
+}
+
+/// A chart the shared renderer can draw: its `Frame`, a check of its data that also works out
+/// what drawing needs (the axis ranges), and the drawing itself.
+trait Chart {
+    /// What drawing needs, worked out from checked data (the axis ranges).
+    type Layout;
+
+    /// The title, labels, axes, size and legend place.
+    fn frame(&self) -> &Frame;
+
+    /// Check the data (errors name the chart and the offending series) and lay the chart out.
+    fn layout(&self) -> Result<Self::Layout>;
+
+    /// Draw the whole chart on `root`.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, layout: &Self::Layout) -> Result<()>;
+}
+
+/// A chart must have room to draw in.
+fn check_size((w, h): (u32, u32)) -> Result<()> {
+    if w < 100 || h < 100 {
+        return Err(Error::Plot(format!("chart size {w}x{h} is too small (at least 100x100 pixels)")));
+    }
+    Ok(())
+}
+
 /// Render a chart as an SVG document.
-fn render_svg(size: (u32, u32), draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> Result<String> {
+fn render_svg<C: Chart>(chart: &C) -> Result<String> {
+    let layout = chart.layout()?;
+    let size = chart.frame().size;
     check_size(size)?;
     register_font()?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        draw(&root)?;
+        chart.draw(&root, &layout)?;
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
 }
 
 /// Render a chart as PNG bytes.
-fn render_png(size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<()>) -> Result<Vec<u8>> {
+fn render_png<C: Chart>(chart: &C) -> Result<Vec<u8>> {
+    let layout = chart.layout()?;
+    let size = chart.frame().size;
     check_size(size)?;
     register_font()?;
     let (w, h) = size;
     let mut pixels = vec![0u8; w as usize * h as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
-        draw(&root)?;
+        chart.draw(&root, &layout)?;
         root.present().map_err(plot_error)?;
     }
     let image = image::RgbImage::from_raw(w, h, pixels)
@@ -247,24 +535,12 @@ fn render_png(size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBackend, Sh
     Ok(png.into_inner())
 }
 
-/// A chart must have room to draw in.
-fn check_size((w, h): (u32, u32)) -> Result<()> {
-    if w < 100 || h < 100 {
-        return Err(Error::Plot(format!("chart size {w}x{h} is too small (at least 100x100 pixels)")));
-    }
-    Ok(())
-}
-
-/// Save a chart to `path` as SVG or PNG, chosen by the extension.
-fn save_chart(
-    path: &Path,
-    svg: impl FnOnce() -> Result<String>,
-    png: impl FnOnce() -> Result<Vec<u8>>,
-) -> Result<()> {
+/// Save a chart to `path` as SVG or PNG, chosen by the extension, atomically.
+fn save_chart<C: Chart>(chart: &C, path: &Path) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let bytes = match ext.as_deref() {
-        Some("svg") => svg()?.into_bytes(),
-        Some("png") => png()?,
+        Some("svg") => render_svg(chart)?.into_bytes(),
+        Some("png") => render_png(chart)?,
         _ => {
             return Err(Error::Plot(format!(
                 "cannot save {}: the file name must end in .svg or .png",
@@ -275,499 +551,42 @@ fn save_chart(
     crate::io::write_bytes_atomically(path, &bytes)
 }
 
-/// Print an SVG in the form evcxr shows inline (or the error, on stderr).
-fn display_in_evcxr(svg: Result<String>) {
-    match svg {
+/// Print a chart as SVG in the form evcxr shows inline (or the error, on stderr).
+fn display_in_evcxr<C: Chart>(chart: &C) {
+    match render_svg(chart) {
         Ok(svg) => println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{svg}\nEVCXR_END_CONTENT"),
         Err(e) => eprintln!("{e}"),
     }
 }
 
-/// One named curve of a [`LineChart`].
-#[derive(Debug, Clone, PartialEq)]
-struct Series {
-    name: String,
-    points: Vec<(f64, f64)>,
+/// A learning-rate finder chart of three series (one with a NaN) and a reference line.
+#[cfg(test)]
+fn three_series() -> LineChart {
+    LineChart::new("Learning-rate finder")
+        .x_label("learning rate")
+        .y_label("training loss")
+        .log_x()
+        .series("SGD", vec![(1e-5, 2.3), (1e-4, 2.1), (1e-3, 1.5), (1e-2, 0.9), (1e-1, 3.0)])
+        .series("Adam", vec![(1e-5, 2.2), (1e-4, 1.6), (1e-3, 1.1), (1e-2, f64::NAN), (1e-1, 9.0)])
+        .series("AdaGrad", vec![(1e-5, 2.3), (1e-4, 2.2), (1e-3, 1.9), (1e-2, 1.4), (1e-1, 1.2)])
+        .hline("6% target", 0.6)
 }
 
-/// A horizontal dashed reference line of a [`LineChart`] (e.g. a target error).
-#[derive(Debug, Clone, PartialEq)]
-struct ReferenceLine {
-    name: String,
-    y: f64,
-}
-
-/// A line chart: named series of (x, y) points, optional dashed reference lines, a legend.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LineChart {
-    title: String,
-    x_label: String,
-    y_label: String,
-    log_x: bool,
-    log_y: bool,
-    series: Vec<Series>,
-    reference_lines: Vec<ReferenceLine>,
-    size: (u32, u32),
-    legend: LegendPosition,
-}
-
-impl LineChart {
-    /// An empty chart with this title.
-    pub fn new(title: impl Into<String>) -> Self {
-        LineChart {
-            title: title.into(),
-            x_label: String::new(),
-            y_label: String::new(),
-            log_x: false,
-            log_y: false,
-            series: vec![],
-            reference_lines: vec![],
-            size: DEFAULT_SIZE,
-            legend: LegendPosition::default(),
-        }
-    }
-
-    /// Name the x axis.
-    pub fn x_label(mut self, label: impl Into<String>) -> Self {
-        self.x_label = label.into();
-        self
-    }
-
-    /// Name the y axis.
-    pub fn y_label(mut self, label: impl Into<String>) -> Self {
-        self.y_label = label.into();
-        self
-    }
-
-    /// Use a logarithmic x axis (every x must then be positive).
-    pub fn log_x(mut self) -> Self {
-        self.log_x = true;
-        self
-    }
-
-    /// Use a logarithmic y axis (every y, reference lines included, must then be positive).
-    pub fn log_y(mut self) -> Self {
-        self.log_y = true;
-        self
-    }
-
-    /// Add a curve; points with a non-finite coordinate are skipped when drawing.
-    pub fn series(mut self, name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        self.series.push(Series { name: name.into(), points });
-        self
-    }
-
-    /// Add a horizontal dashed reference line at height `y` across the whole chart.
-    pub fn hline(mut self, name: impl Into<String>, y: f64) -> Self {
-        self.reference_lines.push(ReferenceLine { name: name.into(), y });
-        self
-    }
-
-    /// Set the size in pixels (default [`DEFAULT_SIZE`]).
-    pub fn size(mut self, width: u32, height: u32) -> Self {
-        self.size = (width, height);
-        self
-    }
-
-    /// Place the legend (default: [`LegendPosition::Auto`], where it covers the fewest lines).
-    pub fn legend(mut self, position: LegendPosition) -> Self {
-        self.legend = position;
-        self
-    }
-
-    /// The chart as an SVG document.
-    pub fn to_svg(&self) -> Result<String> {
-        let ranges = self.ranges()?;
-        render_svg(self.size, |root| self.draw(root, ranges))
-    }
-
-    /// The chart as PNG bytes.
-    pub fn to_png(&self) -> Result<Vec<u8>> {
-        let ranges = self.ranges()?;
-        render_png(self.size, |root| self.draw(root, ranges))
-    }
-
-    /// Write the chart to `path` (`.svg` or `.png`), atomically.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        save_chart(path.as_ref(), || self.to_svg(), || self.to_png())
-    }
-
-    /// Show the chart inline in evcxr (called by the kernel when a cell ends with a chart).
-    pub fn evcxr_display(&self) {
-        display_in_evcxr(self.to_svg());
-    }
-
-    /// The x and y ranges to draw, from the finite data, padded; checks log axes.
-    fn ranges(&self) -> Result<(std::ops::Range<f64>, std::ops::Range<f64>)> {
-        if self.series.is_empty() {
-            return Err(Error::Plot(format!("line chart \"{}\" has no series to draw", self.title)));
-        }
-        for s in &self.series {
-            for &(x, y) in s.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()) {
-                if self.log_x && x <= 0.0 {
-                    return Err(Error::Plot(format!(
-                        "line chart \"{}\": the x axis is logarithmic but series \"{}\" has x = {x}",
-                        self.title, s.name
-                    )));
-                }
-                if self.log_y && y <= 0.0 {
-                    return Err(Error::Plot(format!(
-                        "line chart \"{}\": the y axis is logarithmic but series \"{}\" has y = {y}",
-                        self.title, s.name
-                    )));
-                }
-            }
-        }
-        for r in &self.reference_lines {
-            if !r.y.is_finite() || (self.log_y && r.y <= 0.0) {
-                return Err(Error::Plot(format!(
-                    "line chart \"{}\": reference line \"{}\" at y = {} cannot be drawn{}",
-                    self.title,
-                    r.name,
-                    r.y,
-                    if self.log_y { " on a logarithmic axis" } else { "" }
-                )));
-            }
-        }
-        let finite = || {
-            self.series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite())
-        };
-        let (x_lo, x_hi) = min_max(finite().map(|p| p.0)).ok_or_else(|| {
-            Error::Plot(format!("line chart \"{}\" has no finite points to draw", self.title))
-        })?;
-        let (y_lo, y_hi) = min_max(finite().map(|p| p.1).chain(self.reference_lines.iter().map(|r| r.y)))
-            .ok_or_else(|| Error::Plot(format!("line chart \"{}\" has no finite points to draw", self.title)))?;
-        Ok((padded_range(x_lo, x_hi, self.log_x, 0.02), padded_range(y_lo, y_hi, self.log_y, 0.05)))
-    }
-
-    /// Draw on any backend, picking linear or logarithmic axes.
-    fn draw<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-        (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
-    ) -> Result<()> {
-        let spans = (x.clone(), y.clone());
-        match (self.log_x, self.log_y) {
-            (false, false) => self.draw_with(root, x, y, spans),
-            (true, false) => self.draw_with(root, x.log_scale(), y, spans),
-            (false, true) => self.draw_with(root, x, y.log_scale(), spans),
-            (true, true) => self.draw_with(root, x.log_scale(), y.log_scale(), spans),
-        }
-    }
-
-    /// Draw with the given axis specifications; `spans` are the axes' ranges (reference lines run
-    /// across `x_span`; the automatic legend place is worked out in them).
-    fn draw_with<DB, X, Y>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-        x: X,
-        y: Y,
-        (x_span, y_span): (std::ops::Range<f64>, std::ops::Range<f64>),
-    ) -> Result<()>
-    where
-        DB: DrawingBackend,
-        X: AsRangedCoord<Value = f64>,
-        Y: AsRangedCoord<Value = f64>,
-        X::CoordDescType: ValueFormatter<f64>,
-        Y::CoordDescType: ValueFormatter<f64>,
-    {
-        root.fill(&WHITE).map_err(plot_error)?;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT_FAMILY, 22))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(78)
-            .build_cartesian_2d(x, y)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .light_line_style(BLACK.mix(0.05))
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .axis_desc_style((FONT_FAMILY, 16))
-            .label_style((FONT_FAMILY, 13))
-            .x_label_formatter(&|v| tick_label(*v))
-            .y_label_formatter(&|v| tick_label(*v))
-            .draw()
-            .map_err(plot_error)?;
-
-        for (i, s) in self.series.iter().enumerate() {
-            let c = colour(i);
-            let points: Vec<(f64, f64)> =
-                s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-            let dot_size = if points.len() <= MARK_POINTS_UP_TO { 3 } else { 0 };
-            chart
-                .draw_series(LineSeries::new(points, c.stroke_width(2)).point_size(dot_size))
-                .map_err(plot_error)?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2)));
-        }
-        for (j, r) in self.reference_lines.iter().enumerate() {
-            let c = colour(self.series.len() + j);
-            let style = c.stroke_width(2);
-            chart
-                .draw_series(DashedLineSeries::new(vec![(x_span.start, r.y), (x_span.end, r.y)], 10, 6, style))
-                .map_err(plot_error)?
-                .label(r.name.as_str())
-                .legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (9, 0)], style)
-                        + PathElement::new(vec![(15, 0), (24, 0)], style)
-                });
-        }
-        let legend = match self.legend {
-            LegendPosition::Auto => {
-                let mut lines: Vec<Vec<(f64, f64)>> = self.series.iter().map(|s| s.points.clone()).collect();
-                lines.extend(self.reference_lines.iter().map(|r| vec![(x_span.start, r.y), (x_span.end, r.y)]));
-                least_covered_position(&lines, (&x_span, &y_span), (self.log_x, self.log_y))
-            }
-            fixed => fixed,
-        };
-        chart
-            .configure_series_labels()
-            .position(legend.to_plotters())
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font((FONT_FAMILY, 14))
-            .draw()
-            .map_err(plot_error)?;
-        Ok(())
-    }
-}
-
-/// A bar chart: one bar per named category (e.g. test error per model).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BarChart {
-    title: String,
-    x_label: String,
-    y_label: String,
-    log_y: bool,
-    bars: Vec<(String, f64)>,
-    size: (u32, u32),
-}
-
-impl BarChart {
-    /// An empty bar chart with this title.
-    pub fn new(title: impl Into<String>) -> Self {
-        BarChart {
-            title: title.into(),
-            x_label: String::new(),
-            y_label: String::new(),
-            log_y: false,
-            bars: vec![],
-            size: DEFAULT_SIZE,
-        }
-    }
-
-    /// Name the x axis (the categories).
-    pub fn x_label(mut self, label: impl Into<String>) -> Self {
-        self.x_label = label.into();
-        self
-    }
-
-    /// Name the y axis (the values).
-    pub fn y_label(mut self, label: impl Into<String>) -> Self {
-        self.y_label = label.into();
-        self
-    }
-
-    /// Use a logarithmic y axis (every value must then be positive).
-    pub fn log_y(mut self) -> Self {
-        self.log_y = true;
-        self
-    }
-
-    /// Add bars, one per (category, value), drawn left to right in this order.
-    pub fn bars(mut self, bars: Vec<(String, f64)>) -> Self {
-        self.bars.extend(bars);
-        self
-    }
-
-    /// Set the size in pixels (default [`DEFAULT_SIZE`]).
-    pub fn size(mut self, width: u32, height: u32) -> Self {
-        self.size = (width, height);
-        self
-    }
-
-    /// The chart as an SVG document.
-    pub fn to_svg(&self) -> Result<String> {
-        let y = self.y_range()?;
-        render_svg(self.size, |root| self.draw(root, y))
-    }
-
-    /// The chart as PNG bytes.
-    pub fn to_png(&self) -> Result<Vec<u8>> {
-        let y = self.y_range()?;
-        render_png(self.size, |root| self.draw(root, y))
-    }
-
-    /// Write the chart to `path` (`.svg` or `.png`), atomically.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        save_chart(path.as_ref(), || self.to_svg(), || self.to_png())
-    }
-
-    /// Show the chart inline in evcxr (called by the kernel when a cell ends with a chart).
-    pub fn evcxr_display(&self) {
-        display_in_evcxr(self.to_svg());
-    }
-
-    /// The y range: from zero (linear) or below the smallest bar (log) to above the largest.
-    fn y_range(&self) -> Result<std::ops::Range<f64>> {
-        if self.bars.is_empty() {
-            return Err(Error::Plot(format!("bar chart \"{}\" has no bars to draw", self.title)));
-        }
-        for (name, v) in &self.bars {
-            if !v.is_finite() || (self.log_y && *v <= 0.0) {
-                return Err(Error::Plot(format!(
-                    "bar chart \"{}\": bar \"{name}\" has value {v}, which cannot be drawn{}",
-                    self.title,
-                    if self.log_y { " on a logarithmic axis" } else { "" }
-                )));
-            }
-        }
-        let (lo, hi) = min_max(self.bars.iter().map(|b| b.1)).unwrap_or((0.0, 1.0));
-        if self.log_y {
-            Ok(padded_range(lo, hi, true, 0.08))
-        } else {
-            // Bars grow from zero, so zero is always on the axis.
-            let padded = padded_range(lo.min(0.0), hi.max(0.0), false, 0.05);
-            let start = if lo >= 0.0 { 0.0 } else { padded.start };
-            let end = if hi <= 0.0 { 0.0 } else { padded.end };
-            Ok(start..end)
-        }
-    }
-
-    /// Draw on any backend, picking a linear or logarithmic y axis.
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, y: std::ops::Range<f64>) -> Result<()> {
-        let baseline = if self.log_y { y.start } else { 0.0 };
-        if self.log_y {
-            self.draw_with(root, y.log_scale(), baseline)
-        } else {
-            self.draw_with(root, y, baseline)
-        }
-    }
-
-    /// Draw with the given y axis specification; bars start at `baseline`.
-    fn draw_with<DB, Y>(&self, root: &DrawingArea<DB, Shift>, y: Y, baseline: f64) -> Result<()>
-    where
-        DB: DrawingBackend,
-        Y: AsRangedCoord<Value = f64>,
-        Y::CoordDescType: ValueFormatter<f64>,
-    {
-        let n = self.bars.len();
-        let longest = self.bars.iter().map(|b| b.0.chars().count()).max().unwrap_or(0);
-        // Turn the category names upright when they would not fit side by side (~7 px a character).
-        let plot_width = self.size.0.saturating_sub(110) as usize;
-        let upright = n > 1 && (longest * 7 + 10) * n > plot_width;
-        let x_area = if upright { 44 + longest as u32 * 6 } else { 48 };
-
-        root.fill(&WHITE).map_err(plot_error)?;
-        // Integer ranges are inclusive: 0..n-1 makes n segments, one per bar.
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT_FAMILY, 22))
-            .margin(12)
-            .x_label_area_size(x_area)
-            .y_label_area_size(78)
-            .build_cartesian_2d((0..n - 1).into_segmented(), y)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(BLACK.mix(0.05))
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .axis_desc_style((FONT_FAMILY, 16))
-            .label_style((FONT_FAMILY, 13))
-            .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
-            .x_labels(n + 1)
-            .x_label_formatter(&|_| String::new()) // the names are drawn below
-            .y_label_formatter(&|v| tick_label(*v))
-            .draw()
-            .map_err(plot_error)?;
-        // Category names are drawn here, centred under their bars: plotters misplaces the tick
-        // label of a single segment and centres rotated labels on the tick (half inside the plot).
-        let style = if upright {
-            TextStyle::from((FONT_FAMILY, 13).into_font().transform(FontTransform::Rotate270))
-                .pos(Pos::new(HPos::Right, VPos::Center))
-        } else {
-            TextStyle::from((FONT_FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top))
-        };
-        let (xs, ys) = chart.plotting_area().get_pixel_range();
-        let width = (xs.end - xs.start) as i64;
-        for (i, (name, _)) in self.bars.iter().enumerate() {
-            // The n segments split the plot's width evenly; bar i sits in the middle of the i-th.
-            let centre = xs.start + ((2 * i as i64 + 1) * width / (2 * n as i64)) as i32;
-            root.draw_text(name, &style, (centre, ys.end + 8)).map_err(plot_error)?;
-        }
-        let bar_margin = (plot_width / n / 5).max(1) as u32;
-        chart
-            .draw_series(
-                Histogram::vertical(&chart)
-                    .style(colour(0).filled())
-                    .margin(bar_margin)
-                    .baseline(baseline)
-                    .data(self.bars.iter().enumerate().map(|(i, b)| (i, b.1))),
-            )
-            .map_err(plot_error)?;
-        Ok(())
-    }
+/// The trimmed contents of every `<text>` element of an SVG document.
+#[cfg(test)]
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn three_series() -> LineChart {
-        LineChart::new("Learning-rate finder")
-            .x_label("learning rate")
-            .y_label("training loss")
-            .log_x()
-            .series("SGD", vec![(1e-5, 2.3), (1e-4, 2.1), (1e-3, 1.5), (1e-2, 0.9), (1e-1, 3.0)])
-            .series("Adam", vec![(1e-5, 2.2), (1e-4, 1.6), (1e-3, 1.1), (1e-2, f64::NAN), (1e-1, 9.0)])
-            .series("AdaGrad", vec![(1e-5, 2.3), (1e-4, 2.2), (1e-3, 1.9), (1e-2, 1.4), (1e-1, 1.2)])
-            .hline("6% target", 0.6)
-    }
-
-    /// The trimmed contents of every `<text>` element of an SVG document.
-    fn svg_texts(svg: &str) -> Vec<String> {
-        svg.split("<text").skip(1).filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_string())
-        }).collect()
-    }
-
-    #[test]
-    fn automatic_legend_goes_where_the_lines_are_not() {
-        let unit = (&(0.0..1.0), &(0.0..1.0));
-        // A falling curve leaves the top right empty: the first choice.
-        let falling = vec![vec![(0.0, 0.95), (0.5, 0.3), (1.0, 0.05)]];
-        assert_eq!(least_covered_position(&falling, unit, (false, false)), LegendPosition::UpperRight);
-        // A rising one (accuracy) fills the top right and leaves the top left empty.
-        let rising = vec![vec![(0.0, 0.05), (0.5, 0.3), (1.0, 0.95)]];
-        assert_eq!(least_covered_position(&rising, unit, (false, false)), LegendPosition::UpperLeft);
-        // Flat curves along the top and a reference line along the bottom: half way up.
-        let flat = vec![vec![(0.0, 0.9), (1.0, 0.92)], vec![(0.0, 0.88), (1.0, 0.85)], vec![(0.0, 0.05), (1.0, 0.05)]];
-        assert_eq!(least_covered_position(&flat, unit, (false, false)), LegendPosition::MiddleRight);
-        // Log axes are measured in decades: 1e-5 … 1e-1 falls, so the top right stays free.
-        let decades = vec![vec![(1e-5, 2.0), (1e-3, 1.0), (1e-1, 0.1)]];
-        let ranges = (&(1e-5..1e-1), &(0.1..2.0));
-        assert_eq!(least_covered_position(&decades, ranges, (true, false)), LegendPosition::UpperRight);
-    }
-
-    #[test]
-    fn svg_names_title_axes_and_every_series() {
-        let svg = three_series().to_svg().expect("chart draws");
-        assert!(svg.starts_with("<svg"), "an SVG document: {}", &svg[..40.min(svg.len())]);
-        for text in ["Learning-rate finder", "learning rate", "training loss", "SGD", "Adam", "AdaGrad", "6% target"] {
-            assert!(svg_texts(&svg).iter().any(|t| t == text), "SVG lacks a <text> element reading {text:?}");
-        }
-    }
-
-    #[test]
-    fn text_is_escaped_in_svg() {
-        let svg = LineChart::new("a < b & c").series("x", vec![(0.0, 1.0), (1.0, 2.0)]).to_svg().expect("draws");
-        assert!(svg.contains("a &lt; b &amp; c"));
-    }
 
     #[test]
     fn tick_labels_are_short() {
@@ -782,66 +601,33 @@ mod tests {
     }
 
     #[test]
-    fn ranges_come_from_finite_data_with_a_margin() {
-        let chart = LineChart::new("t")
-            .series("a", vec![(0.0, 10.0), (10.0, 30.0), (f64::INFINITY, 1e9)])
-            .hline("ref", 5.0);
-        let (x, y) = chart.ranges().expect("ranges");
-        // x spans 0..10 padded by 2% of 10 = 0.2 each side; y spans 5..30 padded by 5% of 25.
-        assert!((x.start + 0.2).abs() < 1e-12 && (x.end - 10.2).abs() < 1e-12, "{x:?}");
-        assert!((y.start - 3.75).abs() < 1e-12 && (y.end - 31.25).abs() < 1e-12, "{y:?}");
-
-        // Log x over 1e-4..1e0 (4 decades): 2% of 4 decades = 0.08 decades each side.
-        let chart = LineChart::new("t").log_x().series("a", vec![(1e-4, 1.0), (1.0, 2.0)]);
-        let (x, _) = chart.ranges().expect("ranges");
-        assert!((x.start.log10() + 4.08).abs() < 1e-9 && (x.end.log10() - 0.08).abs() < 1e-9, "{x:?}");
+    fn padding_is_a_share_of_the_span_or_of_the_decades() {
+        // 0..10 padded by 2% of 10 each side; a single value gets ±10% of itself (or ±1 at 0).
+        assert_eq!(padded_range(0.0, 10.0, false, 0.02), -0.2..10.2);
+        assert_eq!(padded_range(5.0, 5.0, false, 0.05), 4.5..5.5);
+        assert_eq!(padded_range(0.0, 0.0, false, 0.05), -1.0..1.0);
+        // 1e-4..1 is 4 decades; 5% of 4 decades is 0.2 decades each side. One value: ×/÷ 2.
+        let r = padded_range(1e-4, 1.0, true, 0.05);
+        assert!((r.start.log10() + 4.2).abs() < 1e-12 && (r.end.log10() - 0.2).abs() < 1e-12, "{r:?}");
+        assert_eq!(padded_range(3.0, 3.0, true, 0.05), 1.5..6.0);
     }
 
     #[test]
-    fn log_axis_with_non_positive_values_is_an_error() {
-        let err = LineChart::new("t").log_x().series("bad", vec![(0.0, 1.0), (1.0, 2.0)]).to_svg().unwrap_err();
-        assert!(matches!(&err, Error::Plot(m) if m.contains("bad") && m.contains("x = 0")), "{err}");
-        let err = LineChart::new("t").log_y().series("neg", vec![(1.0, -1.0)]).to_svg().unwrap_err();
-        assert!(matches!(&err, Error::Plot(m) if m.contains("neg") && m.contains("y = -1")), "{err}");
-        let err = BarChart::new("t").log_y().bars(vec![("zero".into(), 0.0)]).to_svg().unwrap_err();
-        assert!(matches!(&err, Error::Plot(m) if m.contains("zero")), "{err}");
-    }
-
-    #[test]
-    fn empty_charts_are_clear_errors() {
-        let err = LineChart::new("nothing").to_svg().unwrap_err();
-        assert!(matches!(&err, Error::Plot(m) if m.contains("no series")), "{err}");
-        let err = LineChart::new("nans").series("a", vec![(f64::NAN, 1.0)]).to_svg().unwrap_err();
-        assert!(matches!(&err, Error::Plot(m) if m.contains("no finite points")), "{err}");
-        let err = BarChart::new("none").to_svg().unwrap_err();
-        assert!(matches!(&err, Error::Plot(m) if m.contains("no bars")), "{err}");
-    }
-
-    #[test]
-    fn bar_chart_names_every_category() {
-        let bars: Vec<(String, f64)> =
-            ["VGG-16", "ResNet-20", "MiniGoogLeNet"].iter().zip([7.5, 8.25, 6.5]).map(|(n, v)| (n.to_string(), v)).collect();
-        let svg = BarChart::new("Test error").x_label("model").y_label("error (%)").bars(bars).to_svg().expect("draws");
-        for text in ["Test error", "model", "error (%)", "VGG-16", "ResNet-20", "MiniGoogLeNet"] {
-            assert!(svg_texts(&svg).iter().any(|t| t == text), "SVG lacks a <text> element reading {text:?}");
-        }
-        // Linear bars start at zero: the y range is 0 .. 8.25 + 5% of 8.25.
-        let y = BarChart::new("t").bars(vec![("a".into(), 2.0), ("b".into(), 4.0)]).y_range().expect("range");
-        assert_eq!(y.start, 0.0);
-        assert!((y.end - 4.2).abs() < 1e-12, "{y:?}");
-    }
-
-    #[test]
-    fn many_bars_get_upright_names_and_one_bar_draws() {
-        let bars: Vec<(String, f64)> = (0..12).map(|i| (format!("model number {i}"), 1.0 + i as f64)).collect();
-        let svg = BarChart::new("many").bars(bars).to_svg().expect("draws");
-        let texts = svg_texts(&svg);
-        for i in 0..12 {
-            assert!(texts.contains(&format!("model number {i}")), "name {i} missing");
-        }
-        assert!(svg.contains("rotate("), "names are turned upright");
-        let svg = BarChart::new("one").bars(vec![("only".into(), 3.0)]).to_svg().expect("draws");
-        assert!(svg_texts(&svg).iter().any(|t| t == "only"));
+    fn log_axes_get_ticks_at_powers_of_ten_or_even_steps_within_a_decade() {
+        // Four decades: ticks at the five powers, light lines at 2…9 × each power in range.
+        let (bold, light) = log_ticks(8.3e-6, 1.2e-1);
+        assert_eq!(bold, [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]);
+        assert_eq!(light.len(), 4 * 8 + 1, "2e-5…9e-2, and 9e-6 above 8.3e-6: {light:?}");
+        assert!(light.iter().all(|v| (8.3e-6..=1.2e-1).contains(v)));
+        // Nineteen powers of ten: every third (19 / 8 rounded up), no light lines.
+        let (bold, light) = log_ticks(1e-9, 1e9);
+        assert_eq!(bold.len(), 7, "{bold:?}");
+        assert!((bold[1] / 1e-6 - 1.0).abs() < 1e-12 && light.is_empty());
+        // 5.85 … 8.47 holds no power of ten: (8.47 − 5.85) / 5 = 0.52 rounds to a step of 0.5.
+        assert_eq!(log_ticks(5.85, 8.47).0, [6.0, 6.5, 7.0, 7.5, 8.0]);
+        // 0.5 … 3 holds one power (1): a step of 0.5 again ((3 − 0.5) / 5 = 0.5).
+        assert_eq!(log_ticks(0.5, 3.0).0, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]);
+        assert_eq!([nice_step(0.13), nice_step(0.26), nice_step(6.9), nice_step(7.0)], [0.1, 0.2, 5.0, 10.0]);
     }
 
     #[test]
@@ -850,6 +636,7 @@ mod tests {
         let chart = three_series();
         chart.save(dir.path().join("finder.svg")).expect("svg saved");
         chart.save(dir.path().join("finder.png")).expect("png saved");
+        BarChart::new("bars").bars(vec![("a".into(), 1.0)]).save(dir.path().join("bars.svg")).expect("bar svg saved");
         let svg = std::fs::read_to_string(dir.path().join("finder.svg")).expect("read svg");
         assert!(svg.contains("AdaGrad"));
         let png = std::fs::read(dir.path().join("finder.png")).expect("read png");
@@ -859,7 +646,7 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["finder.png", "finder.svg"]);
+        assert_eq!(names, ["bars.svg", "finder.png", "finder.svg"]);
 
         let err = chart.save(dir.path().join("finder.pdf")).unwrap_err();
         assert!(matches!(&err, Error::Plot(m) if m.contains(".svg or .png")), "{err}");
@@ -874,5 +661,10 @@ mod tests {
         for c in &PALETTE[..4] {
             assert!(image.pixels().any(|p| p.0 == [c.0, c.1, c.2]), "colour {c:?} missing");
         }
+        let png = BarChart::new("b").bars(vec![("a".into(), 1.0)]).size(300, 200).to_png().expect("png");
+        let image = image::load_from_memory(&png).expect("decodes").to_rgb8();
+        assert_eq!(image.dimensions(), (300, 200));
+        let err = three_series().size(99, 400).to_svg().unwrap_err();
+        assert!(matches!(&err, Error::Plot(m) if m.contains("99x400")), "{err}");
     }
 }
