@@ -19,6 +19,22 @@ impl Table {
         Table { title: None, header: header.into_iter().map(|s| s.to_string()).collect(), rows: vec![] }
     }
 
+    /// A table with these column names and these rows, in one expression (e.g.
+    /// `Table::from_rows(["run", "test accuracy"], runs.iter().map(|r| [r.name.clone(), format!("{:.4}", r.accuracy)]))`);
+    /// rows are padded or cut to the header as in [`Table::row`].
+    pub fn from_rows<H, R, C>(header: impl IntoIterator<Item = H>, rows: impl IntoIterator<Item = R>) -> Self
+    where
+        H: ToString,
+        R: IntoIterator<Item = C>,
+        C: ToString,
+    {
+        let mut table = Table::new(header);
+        for r in rows {
+            table.row(r);
+        }
+        table
+    }
+
     /// Set the title shown above the table.
     pub fn title(mut self, title: impl Into<String>) -> Self {
         self.title = Some(title.into());
@@ -139,5 +155,21 @@ mod tests {
         assert!(h.contains("<b>x&lt;y</b>"));
         assert!(h.contains("&lt;1&gt;"));
         assert_eq!(t.rows[0], vec!["<1>".to_string(), String::new()]);
+    }
+
+    #[test]
+    fn from_rows_takes_any_iterator_of_rows_and_fits_them_to_the_header() {
+        let runs = [("adam", 0.4812, 12), ("sgd", 0.5, 30)];
+        let t = Table::from_rows(["optimizer", "test acc", "epochs"], runs.iter().map(|(n, a, e)| [n.to_string(), a.to_string(), e.to_string()]))
+            .title("Results");
+        let by_rows = Table::new(["optimizer", "test acc", "epochs"])
+            .title("Results")
+            .with_row(["adam", "0.4812", "12"])
+            .with_row(["sgd", "0.5", "30"]);
+        assert_eq!(t, by_rows);
+        // A short row is padded with empty cells, a long one cut to the header's three columns.
+        let t = Table::from_rows(["a", "b", "c"], vec![vec![1], vec![1, 2, 3, 4]]);
+        assert_eq!(t.rows, vec![vec!["1", "", ""], vec!["1", "2", "3"]]);
+        assert!(Table::from_rows(["a"], Vec::<Vec<String>>::new()).rows.is_empty());
     }
 }
