@@ -152,7 +152,7 @@ fn train(
         .progress(Progress::Quiet)
         .callback(MemoryPerEpoch(samples.clone()));
     if augment {
-        let shift_flip = Augmentation { shift_flip: Some(ShiftFlip::default()), cutout: None };
+        let shift_flip = Augmentation { shift_flip: Some(ShiftFlip::default()), ..Augmentation::none() };
         trainer = trainer.augment(shift_flip);
     }
     if let Some(bytes) = leak {
