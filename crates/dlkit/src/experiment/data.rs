@@ -71,6 +71,11 @@ pub enum Split {
     /// Validation = the last `validation` of the training images, which are **also trained on**
     /// (the section-06 report's split: it makes validation accuracy overstate test accuracy).
     Overlapping,
+    /// Validation = the test set, every training image trained on (the section-05 report's
+    /// `validation_data=(x_test, y_test)`): choosing the epoch by validation then chooses it on
+    /// the test images, so the best "validation" accuracy is an optimistic test figure.
+    /// `validation` is ignored.
+    TestSet,
 }
 
 /// How pixels are scaled for the model.
@@ -117,7 +122,7 @@ impl DataSpec {
         if self.train_limit == Some(0) || self.test_limit == Some(0) {
             return Err(Error::Config("train_limit and test_limit must be at least 1 (or None for all)".into()));
         }
-        if self.validation == 0 {
+        if self.validation == 0 && self.split != Split::TestSet {
             return Err(Error::Config("validation: at least 1 image is needed to validate on".into()));
         }
         if let Some(n) = self.train_limit.filter(|&n| self.split == Split::HoldOut && self.validation >= n) {
@@ -146,6 +151,7 @@ impl DataSpec {
                 let last: Vec<usize> = (n - self.validation..n).collect();
                 (train.clone(), train.subset(&last))
             }
+            Split::TestSet => (train, test.clone()),
         };
         let normalization = match self.scaling {
             Scaling::UnitRange => Normalization::UnitRange,
@@ -199,6 +205,13 @@ impl Prepared {
 
     /// `"N training, M validation, K test images"`.
     pub fn describe(&self) -> String {
-        format!("{} training, {} validation, {} test images", self.train.len(), self.validation.len(), self.test.len())
+        let (train, val, test) = (self.train.len(), self.validation.len(), self.test.len());
+        match self.spec.split {
+            Split::HoldOut => format!("{train} training, {val} validation (held out), {test} test images"),
+            Split::Overlapping => {
+                format!("{train} training images, of which the last {val} are also the validation images; {test} test images")
+            }
+            Split::TestSet => format!("{train} training images; validation on the {test} test images"),
+        }
     }
 }

@@ -257,6 +257,12 @@ impl Experiment {
         crate::runs::load_or_compute(&self.section, mode, &self.name, &key, || self.run(data, mode))
     }
 
+    /// [`Experiment::load_or_run`] with its logs, checkpoint files and resumable state in `outputs`.
+    pub fn load_or_run_with(&self, data: &Prepared, mode: Mode, outputs: &RunOutputs) -> Result<RunRecord> {
+        let key = RunKey { experiment: self, data: &data.spec, mode };
+        crate::runs::load_or_compute(&self.section, mode, &self.name, &key, || self.run_with(data, mode, outputs))
+    }
+
     /// Whether [`Experiment::load_or_run`] would load a saved record instead of training.
     pub fn is_saved(&self, data: &Prepared, mode: Mode) -> bool {
         let key = RunKey { experiment: self, data: &data.spec, mode };
