@@ -8,8 +8,8 @@
 //   NOTEBOOK                 run a temporary copy (outputs cleared) in JupyterLab and check it
 //   --html FILE              open an exported HTML page offline (file://, network blocked) and
 //                            check that its charts and tables render
-//   --self-test              run the checker on two small Python notebooks, one that must pass
-//                            and one that must fail for each reason (no Rust compile needed)
+//   --self-test              run the checker on small Python notebooks, one that must pass and
+//                            two that must fail for each reason (no Rust compile needed)
 //
 // Exit status: 0 all checks passed, 1 a check failed, 2 bad usage or the set-up failed.
 
@@ -67,6 +67,15 @@ async function phase(name, fn) {
   }
 }
 class SetupError extends Error {}
+// JupyterLab servers started here (in their own process group), stopped if we are interrupted.
+const running = new Set();
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const lab of running) { try { process.kill(-lab.child.pid, 'SIGTERM'); } catch { /* gone */ } }
+    console.error(`lab_check: interrupted (${signal})`);
+    process.exit(130);
+  });
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function parseArgs(argv) {
@@ -181,6 +190,8 @@ async function startLab(tmp, root, env) {
   };
   put('@jupyterlab/notebook-extension/tracker.jupyterlab-settings', { windowingMode: 'none' });
   put('@jupyterlab/apputils-extension/notification.jupyterlab-settings', { fetchNews: 'false', checkForUpdates: false });
+  const kernelTmp = path.join(tmp, 'kernel-tmp');
+  fs.mkdirSync(kernelTmp, { recursive: true });
   const logPath = path.join(tmp, 'jupyterlab.log');
   const logFd = fs.openSync(logPath, 'w');
   const args = [
@@ -190,12 +201,15 @@ async function startLab(tmp, root, env) {
     ...(process.getuid && process.getuid() === 0 ? ['--allow-root'] : []),
   ];
   const child = spawn(process.env.PYTHON || 'python3', args, {
-    env: { ...process.env, ...env, JUPYTER_RUNTIME_DIR: path.join(tmp, 'jupyter-runtime') },
+    // TMPDIR inside the temporary folder: evcxr builds each kernel's crate in a temporary
+    // folder (hundreds of MB) that it leaves behind when it is stopped by a signal.
+    env: { ...process.env, ...env, JUPYTER_RUNTIME_DIR: path.join(tmp, 'jupyter-runtime'), TMPDIR: kernelTmp },
     stdio: ['ignore', logFd, logFd], detached: true,
   });
   const url = `http://127.0.0.1:${port}`;
   const lab = { child, url, token, logPath, exited: null };
-  child.on('exit', (code, signal) => { lab.exited = signal || code; });
+  running.add(lab);
+  child.on('exit', (code, signal) => { lab.exited = signal || code; running.delete(lab); });
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     if (lab.exited !== null) break;
@@ -205,13 +219,24 @@ async function startLab(tmp, root, env) {
     } catch { /* not listening yet */ }
     await sleep(300);
   }
-  stopLab(lab);
+  await stopLab(lab);
   throw new SetupError(`JupyterLab did not start on ${url} (exit: ${lab.exited}); its log:\n${tail(logPath, 30)}`);
 }
 
-function stopLab(lab) {
+/// Shut the kernels down through the server (so that they exit cleanly), then the server; a
+/// server still running after 20 s is stopped with SIGTERM to its process group.
+async function stopLab(lab) {
   if (!lab || lab.exited !== null) return;
-  try { process.kill(-lab.child.pid, 'SIGTERM'); } catch { /* already gone */ }
+  const api = (p, method) => fetch(`${lab.url}${p}`, { method, headers: { Authorization: `token ${lab.token}` } });
+  try {
+    const kernels = await (await api('/api/kernels', 'GET')).json();
+    await Promise.all(kernels.map((k) => api(`/api/kernels/${k.id}`, 'DELETE').catch(() => {})));
+    await api('/api/shutdown', 'POST');
+  } catch { /* the server is gone or stuck: the signal below */ }
+  for (let i = 0; i < 80 && lab.exited === null; i++) await sleep(250);
+  if (lab.exited === null) {
+    try { process.kill(-lab.child.pid, 'SIGTERM'); } catch { /* already gone */ }
+  }
 }
 
 function tail(file, n) {
@@ -245,6 +270,7 @@ function readNotebook({ progress }) {
     return { index, code, prompt, outputs };
   });
   return {
+    dialog: (document.querySelector('.jp-Dialog .jp-Dialog-header')?.textContent || '').trim(),
     status: indicator?.getAttribute('data-status') || null,
     kernel: (panel.querySelector('.jp-Toolbar-kernelName')?.textContent || '').trim(),
     cells,
@@ -297,7 +323,7 @@ async function clickMenu(page, menu, item) {
 /// lines any output area showed at once, and whether a progress line was seen while running.
 async function waitForRunAll(page, o, codeCells) {
   const deadline = Date.now() + o.timeout * 1000;
-  let idlePolls = 0, polls = 0, livePolls = 0, lastNote = 0;
+  let idlePolls = 0, polls = 0, livePolls = 0, lastNote = 0, died = null;
   let maxProgress = { lines: 0, cell: null, text: '' };
   let state;
   while (true) {
@@ -318,14 +344,19 @@ async function waitForRunAll(page, o, codeCells) {
     }
     // Finished when nothing is queued and the kernel has stayed idle for 2 s (JupyterLab stops
     // Run All at a failing cell, so "every cell numbered" alone would wait for ever then).
+    // A crashed kernel shows JupyterLab's "Kernel Restarting" (or "Kernel Dead") dialog; the
+    // queued cells are dropped and the kernel may sit in "starting" for a long time after.
+    if (!died && /^Kernel (Restarting|Dead|Died)/i.test(state.dialog)) died = state.dialog;
+    if (!died && ['dead', 'autorestarting'].includes(state.status)) died = state.status;
+    if (died) break;
     idlePolls = !running && state.status === 'idle' ? idlePolls + 1 : 0;
     if (idlePolls >= 8) break;
     if (Date.now() > deadline) {
-      return { state, maxProgress, livePolls, polls, timedOut: true };
+      return { state, maxProgress, livePolls, polls, died, timedOut: true };
     }
     await sleep(250);
   }
-  return { state, maxProgress, livePolls, polls, timedOut: false };
+  return { state, maxProgress, livePolls, polls, died, timedOut: false };
 }
 
 /// The checks on a finished run; returns the list of problems (empty when it passed).
@@ -333,6 +364,7 @@ function judge(o, run, codeCells, expected) {
   const problems = [];
   const { state } = run;
   if (run.timedOut) problems.push(`Run All did not finish within ${o.timeout} s`);
+  if (run.died) problems.push(`the kernel died during the run (JupyterLab showed it as "${run.died}")`);
   const re = new RegExp(o.progress);
   let charts = 0, drawn = 0, tables = 0;
   for (const c of state.cells) {
@@ -368,17 +400,20 @@ function judge(o, run, codeCells, expected) {
 async function screenshot(page, file) {
   // Fold the file browser away (clicking the open side tab closes it), for a wider notebook.
   const sideTab = page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current');
-  if (await sideTab.count()) await sideTab.first().click().catch(() => {});
+  if (await sideTab.count()) await sideTab.first().click({ timeout: 2000 }).catch(() => {});
   // JupyterLab scrolls inside the notebook panel, so a "full page" shot would stop at the
   // window: make the window as tall as the notebook first.
-  const height = await page.evaluate(() => {
-    const scroller = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')
-      || document.querySelector('.jp-NotebookPanel .jp-Notebook');
-    const top = scroller ? scroller.getBoundingClientRect().top : 0;
-    return Math.ceil(top + (scroller ? scroller.scrollHeight : 1000) + 40);
+  const measure = () => page.evaluate(() => {
+    const scroller = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer');
+    const cells = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell');
+    if (!scroller || !cells.length) return 1000;
+    scroller.scrollTop = 0;
+    const bottom = cells[cells.length - 1].getBoundingClientRect().bottom;
+    return Math.ceil(bottom + 40);
   });
-  await page.setViewportSize({ width: 1400, height: Math.min(Math.max(height, 1000), 16000) });
+  await page.setViewportSize({ width: 1400, height: Math.min(Math.max(await measure(), 1000), 16000) });
   await sleep(500);
+  await measure(); // scroll to the top again: resizing may have moved the active cell into view
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   await page.screenshot({ path: file, fullPage: true });
   log(`screenshot: ${file}`);
@@ -449,7 +484,7 @@ async function checkNotebook(playwright, o, tmp, notebookPath, { expectFail = fa
     return verdict.problems;
   } finally {
     if (context) await context.close().catch(() => {});
-    stopLab(lab);
+    await phase('stop the kernel and JupyterLab', () => stopLab(lab));
   }
 }
 
@@ -571,6 +606,13 @@ async function selfTest(playwright, o, tmp) {
     if (!badProblems.some((p) => re.test(p))) failures.push(`the bad notebook's ${what} went unnoticed`);
   }
   log(`self-test: the bad notebook was refused for: ${badProblems.length ? badProblems.join(' ;; ') : 'nothing'}`);
+  const dies = pyNotebook([['import os\nos._exit(1)'], ['print("after the crash")']]);
+  fs.writeFileSync(path.join(dir, 'dies.ipynb'), JSON.stringify(dies));
+  const diesProblems = await checkNotebook(playwright, { ...opts, screenshot: path.join(tmp, 'dies.png') },
+    path.join(tmp, 'dies-run'), path.join(dir, 'dies.ipynb'));
+  if (!diesProblems.some((p) => /the kernel died/.test(p)) || !diesProblems.some((p) => /cell 1 did not run/.test(p))) {
+    failures.push(`a kernel that died went unnoticed: ${diesProblems.join('; ') || 'no problem reported'}`);
+  }
   return failures;
 }
 
@@ -581,7 +623,7 @@ async function main() {
   const playwright = loadPlaywright();
   chromiumPath();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lab_check-'));
-  for (const sub of ['good-run', 'bad-run']) fs.mkdirSync(path.join(tmp, sub));
+  for (const sub of ['good-run', 'bad-run', 'dies-run']) fs.mkdirSync(path.join(tmp, sub));
   let problems;
   try {
     if (o.selfTest) problems = await selfTest(playwright, o, tmp);
