@@ -22,6 +22,7 @@ pub mod kernels;
 pub mod models;
 pub mod optim;
 pub mod plot;
+pub mod report;
 pub mod runs;
 pub mod runtime;
 pub mod schedule;
@@ -55,6 +56,7 @@ pub mod prelude {
     pub use crate::models;
     pub use crate::optim;
     pub use crate::plot::{BarChart, LineChart};
+    pub use crate::report::Headline;
     pub use crate::runs::{self, Mode};
     pub use crate::schedule;
     pub use crate::table::Table;

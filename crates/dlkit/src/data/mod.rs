@@ -5,6 +5,8 @@
 //! [`DeviceData`] moves it to a `Device` once and hands out normalised f32 batches.
 
 mod batches;
+#[cfg(feature = "candle-datasets")]
+pub mod candle_datasets;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
