@@ -79,6 +79,21 @@ pub fn ranking(values: &[(String, f64)], higher_is_better: bool, digits: usize) 
     sorted.iter().map(|(n, v)| format!("{n} ({v:.digits$})")).collect::<Vec<_>>().join(", then ")
 }
 
+/// Where a value that should fall (an error, a loss) stopped falling along an ordered list of
+/// settings: the first setting whose value is not below the best of those before it, or `None`
+/// when every step lowered it. `values` start with the baseline.
+pub fn stopped_falling(values: &[(String, f64)]) -> Option<&str> {
+    let mut best = values.first()?.1;
+    for (name, v) in &values[1..] {
+        if *v < best {
+            best = *v;
+        } else {
+            return Some(name);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +104,14 @@ mod tests {
         let e = expect_range("test accuracy", 0.10, 0.25..=0.40, Mode::Quick).unwrap_err().to_string();
         assert!(e.contains("0.1000") && e.contains("0.25–0.4"), "{e}");
         assert!(expect_range("test accuracy", 0.10, 0.25..=0.40, Mode::Full).is_ok());
+    }
+
+    #[test]
+    fn the_first_setting_that_does_not_improve_is_named() {
+        let v = |xs: &[(&str, f64)]| xs.iter().map(|(n, x)| (n.to_string(), *x)).collect::<Vec<_>>();
+        assert_eq!(stopped_falling(&v(&[("M=1", 0.5), ("M=2", 0.45), ("M=4", 0.47), ("M=8", 0.4)])), Some("M=4"));
+        assert_eq!(stopped_falling(&v(&[("M=1", 0.5), ("M=2", 0.45)])), None);
+        assert_eq!(stopped_falling(&v(&[("M=1", 0.5), ("M=2", f64::NAN)])), Some("M=2"));
     }
 
     #[test]

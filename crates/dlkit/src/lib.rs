@@ -49,7 +49,8 @@ pub mod prelude {
     pub use crate::data::{self, Dataset, DeviceData, Normalization, TrainTest};
     pub use crate::error::Error;
     pub use crate::experiment::{
-        device_from_name, plan, DataSpec, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared, RunRecord, RunSet,
+        device_from_name, plan, DataSpec, DatasetName, Experiment, LrPolicy, ModelChoice, Prepared, RunOutputs, RunRecord,
+        RunSet, Scaling, Split,
     };
     pub use crate::grid::ImageGrid;
     pub use crate::history::{History, Metrics, Monitor};

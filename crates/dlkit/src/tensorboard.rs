@@ -149,6 +149,33 @@ fn writer_in(slot: &mut Option<EventWriter>, dir: PathBuf) -> Result<&mut EventW
     Ok(slot.insert(writer))
 }
 
+/// A table of the scalars under a Keras-layout log folder (`train/`, `validation/`): one row per
+/// run and tag with the number of steps and the first and last values, read back with
+/// [`read_scalars`] (a check that the files hold what the run logged).
+pub fn table(root: impl AsRef<Path>) -> Result<crate::table::Table> {
+    let root = root.as_ref();
+    let mut table = crate::table::Table::new(["run", "tag", "steps", "first", "last"])
+        .title(format!("TensorBoard scalars in {}", root.display()));
+    for run in ["train", "validation"] {
+        let dir = root.join(run);
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut tags: Vec<(String, Vec<(i64, f32)>)> = Vec::new();
+        for (tag, step, value) in read_scalars(&dir)? {
+            match tags.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, points)) => points.push((step, value)),
+                None => tags.push((tag, vec![(step, value)])),
+            }
+        }
+        for (tag, points) in tags {
+            let (first, last) = (points[0].1, points[points.len() - 1].1);
+            table.row([run.to_string(), tag, points.len().to_string(), format!("{first:.4}"), format!("{last:.4}")]);
+        }
+    }
+    Ok(table)
+}
+
 /// Every scalar in an event file, or in every event file of a folder (in name order, as
 /// TensorBoard reads them): `(tag, step, value)` in file order. Both CRCs of every record
 /// are checked; a mismatch or a malformed event is an error naming the file. A record cut

@@ -27,8 +27,10 @@ enum Live {
     Off,
     /// A terminal: stderr, redrawn ~10 times a second.
     Terminal,
-    /// A notebook cell on the evcxr kernel: stdout, whose `\r` JupyterLab honours; redrawn once
-    /// a second to keep the saved notebook small.
+    /// A notebook cell on the evcxr kernel. evcxr 0.22 forwards the kernel's output to
+    /// JupyterLab a whole line at a time, so a line redrawn with `\r` would only appear when the
+    /// epoch ends; instead a long epoch prints a progress line every 30 seconds (none in a
+    /// short one), before its epoch line.
     Notebook,
 }
 
@@ -60,8 +62,11 @@ impl ProgressLogger {
     }
 
     fn draw(&mut self, b: &BatchLogs, epochs: usize) {
-        let every = if self.live == Live::Notebook { 1.0 } else { 0.1 };
-        let due = self.last_draw.is_none_or(|t| t.elapsed().as_secs_f64() >= every);
+        let (every, first) = if self.live == Live::Notebook { (30.0, 30.0) } else { (0.1, 0.0) };
+        let due = match self.last_draw {
+            None => b.seconds >= first,
+            Some(t) => t.elapsed().as_secs_f64() >= every,
+        };
         if !due || b.step == b.steps {
             return;
         }
@@ -86,8 +91,7 @@ impl ProgressLogger {
 
     fn write(&self, text: &str) {
         if self.live == Live::Notebook {
-            print!("{text}");
-            let _ = std::io::stdout().flush();
+            println!("{}", text.trim_start_matches('\r').trim_end());
         } else {
             eprint!("{text}");
             let _ = std::io::stderr().flush();
@@ -120,11 +124,11 @@ impl Callback for ProgressLogger {
     }
 
     fn on_epoch_end(&mut self, record: &mut EpochRecord, ctx: &mut Context) -> Result<()> {
-        if self.drawn {
+        if self.drawn && self.live == Live::Terminal {
             // Blank the live line, then print the epoch's line in its place.
             self.write(&format!("\r{}\r", " ".repeat(self.label.len() + 100)));
-            self.drawn = false;
         }
+        self.drawn = false;
         self.last_draw = None;
         if self.epoch_lines {
             println!("{}", Self::epoch_line(&self.label, ctx.epochs, record));

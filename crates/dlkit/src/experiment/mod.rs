@@ -165,6 +165,21 @@ pub struct RunOutputs {
 }
 
 impl RunOutputs {
+    /// The checkpoint files in the run's folder (`*.safetensors`), by name.
+    pub fn checkpoint_files(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        if self.folder.is_dir() {
+            for entry in std::fs::read_dir(&self.folder).map_err(|e| Error::io(&self.folder, e))? {
+                let name = entry.map_err(|e| Error::io(&self.folder, e))?.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".safetensors") {
+                    names.push(name);
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// `runs/<section>/<mode>/<name>/`, with TensorBoard logs and no checkpoint files.
     pub fn for_run(section: &str, mode: Mode, name: &str) -> Self {
         RunOutputs { folder: crate::runs::run_folder(section, mode, name), tensorboard: true, checkpoint: None }

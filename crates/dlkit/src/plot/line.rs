@@ -56,8 +56,8 @@ impl LineChart {
 
     /// Add a curve; points with a non-finite coordinate are not drawn, and the legend says how
     /// many (a series with no finite point is named in the legend as diverged).
-    pub fn series(mut self, name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        self.series.push(Series { name: name.into(), points });
+    pub fn series(mut self, name: impl Into<String>, points: impl AsRef<[(f64, f64)]>) -> Self {
+        self.series.push(Series { name: name.into(), points: points.as_ref().to_vec() });
         self
     }
 
@@ -77,6 +77,13 @@ impl LineChart {
     /// named in the legend (e.g. a learning-rate bound, the best or the last epoch).
     pub fn vline(mut self, name: impl Into<String>, x: f64) -> Self {
         self.vlines.push(ReferenceLine { name: name.into(), at: x });
+        self
+    }
+
+    /// Add zero or more named vertical lines (e.g. `.vlines(history.stopped_early.map(…))`,
+    /// drawn only when the run stopped early).
+    pub fn vlines<N: Into<String>>(mut self, lines: impl IntoIterator<Item = (N, f64)>) -> Self {
+        self.vlines.extend(lines.into_iter().map(|(name, at)| ReferenceLine { name: name.into(), at }));
         self
     }
 
