@@ -93,6 +93,9 @@ struct TrainArgs {
     /// Write TensorBoard event files to <out>/<run>/tensorboard/ (view: tensorboard --logdir <out>)
     #[arg(long)]
     tensorboard: bool,
+    /// Also save the final weights to <out>/<run>/weights.safetensors
+    #[arg(long)]
+    save_weights: bool,
     /// cpu, cuda or auto
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -129,6 +132,7 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
         folder: out.join(&name),
         tensorboard: a.tensorboard,
         checkpoint: a.checkpoint.then(|| format!("{name}-EP{{epoch:02d}}-ACC{{val_accuracy:.4f}}.safetensors")),
+        save_weights: a.save_weights,
     };
     check_writable(&outputs.folder)?;
     let device = device_from_name(&a.device)?;

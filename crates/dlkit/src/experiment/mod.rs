@@ -162,9 +162,17 @@ pub struct RunOutputs {
     /// Save the best weights (by `keep_best`, else `val_loss`) to files named by this pattern
     /// in `folder` (see [`ModelCheckpoint`]), e.g. `best-EP{epoch:02d}-ACC{val_accuracy:.4f}.safetensors`.
     pub checkpoint: Option<String>,
+    /// Also save the final weights (those the test used) to `folder/weights.safetensors`, to
+    /// look inside the trained model later (e.g. its attention masks).
+    pub save_weights: bool,
 }
 
 impl RunOutputs {
+    /// Where [`RunOutputs::save_weights`] puts the final weights.
+    pub fn weights_file(&self) -> PathBuf {
+        self.folder.join("weights.safetensors")
+    }
+
     /// The checkpoint files in the run's folder (`*.safetensors`), by name.
     pub fn checkpoint_files(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
@@ -182,7 +190,7 @@ impl RunOutputs {
 
     /// `runs/<section>/<mode>/<name>/`, with TensorBoard logs and no checkpoint files.
     pub fn for_run(section: &str, mode: Mode, name: &str) -> Self {
-        RunOutputs { folder: crate::runs::run_folder(section, mode, name), tensorboard: true, checkpoint: None }
+        RunOutputs { folder: crate::runs::run_folder(section, mode, name), tensorboard: true, checkpoint: None, save_weights: false }
     }
 }
 
@@ -307,6 +315,9 @@ impl Experiment {
             trainer = trainer.boxed_callback(callback);
         }
         let history = trainer.fit(&data.train, Some(&data.validation))?;
+        if outputs.save_weights {
+            crate::io::save_varmap(&varmap, &outputs.weights_file())?;
+        }
         let test = match history.diverged {
             Some(_) => None,
             None => Some(crate::evaluate::evaluate(model.as_ref(), &data.test, 500)?),

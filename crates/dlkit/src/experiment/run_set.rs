@@ -28,6 +28,12 @@ impl RunSet {
         RunSet { records }
     }
 
+    /// The same set with `record` added at the front.
+    pub fn with(mut self, record: RunRecord) -> Self {
+        self.records.insert(0, record);
+        self
+    }
+
     /// The records, in order.
     pub fn iter(&self) -> impl Iterator<Item = &RunRecord> {
         self.records.iter()

@@ -101,6 +101,21 @@ impl ModelSummary {
         self.rows.iter().map(|r| r.macs).sum()
     }
 
+    /// Parameters (trainable and not) per top-level block, in order: the rows grouped by the
+    /// first part of their path (`stage2.block1.conv1` → `stage2`).
+    pub fn params_by_block(&self) -> Vec<(String, u64)> {
+        let mut blocks: Vec<(String, u64)> = Vec::new();
+        for r in &self.rows {
+            let block = r.name.split('.').next().unwrap_or(&r.name).to_string();
+            match blocks.last_mut() {
+                Some((name, total)) if *name == block => *total += r.params(),
+                _ => blocks.push((block, r.params())),
+            }
+        }
+        blocks.retain(|(_, p)| *p > 0);
+        blocks
+    }
+
     /// The row with this name (path), if any.
     pub fn row(&self, name: &str) -> Option<&Row> {
         self.rows.iter().find(|r| r.name == name)

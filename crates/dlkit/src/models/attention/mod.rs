@@ -35,7 +35,7 @@ pub use residual_unit::{ResidualUnit, Shortcut};
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{batch_norm, conv2d, dense, l2_penalty, max_pool2d, BatchNorm, Conv2d, KernelInit, Padding};
+use super::layers::{batch_norm, conv2d, dense, l2_penalty, max_pool2d, upsample_nearest2d, BatchNorm, Conv2d, KernelInit, Padding};
 use super::{Dropout, Network};
 use crate::kernels::activation::relu;
 use crate::Error;
@@ -254,6 +254,19 @@ impl AttentionResNet {
         let mut masks = Vec::new();
         self.features(x, false, Some(&mut masks))?;
         Ok(masks)
+    }
+
+    /// The soft mask of attention module `module` (from 0) for a batch `x`, averaged over its
+    /// channels and enlarged (nearest) to the input's 32×32: `[N, 1, 32, 32]` in (0, 1), ready
+    /// to show beside the images (bright = attended).
+    pub fn mask_map(&self, x: &Tensor, module: usize) -> Result<Tensor> {
+        let masks = self.soft_masks(x)?;
+        let Some(mask) = masks.get(module) else {
+            candle_core::bail!("the model has {} attention modules, asked for module {module}", masks.len())
+        };
+        let (_, _, h, _) = mask.dims4()?;
+        let map = mask.mean_keepdim(1)?;
+        upsample_nearest2d(&map, 32 / h.max(1))
     }
 
     /// Stem and body: the last feature map `[N, C, 4, 4]`, collecting the masks if asked.
