@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Type-checks dlkit's `cuda` feature on a machine without a GPU or CUDA toolkit:
+# Type-checks dlkit's optional features on a machine without a GPU or CUDA toolkit — `cuda`, and
+# `candle-datasets` (in the same check, so candle is checked once):
 #   bash scripts/cuda_check.sh
 # nvcc and the CUDA headers come from PyPI wheels (installed into a private folder); candle's
 # CUDA kernels are compiled to PTX for compute capability 9.0 (Hopper, the course's GPUs) and the
@@ -22,4 +23,4 @@ cuda="$prefix/nvidia/cu13"
 export PATH="$cuda/bin:$PATH" CUDA_ROOT="$cuda" CUDA_PATH="$cuda" CUDA_HOME="$cuda"
 export CUDARC_CUDA_VERSION=13000 CUDA_COMPUTE_CAP=90
 nvcc --version | tail -2
-timed cargo check -p dlkit --features cuda --all-targets --target-dir target/cuda-check
+timed cargo check -p dlkit --features cuda,candle-datasets --all-targets --target-dir target/cuda-check

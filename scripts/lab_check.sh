@@ -9,6 +9,7 @@
 #   bash scripts/lab_check.sh --self-test      the checker on two Python notebooks (about a minute)
 #   bash scripts/lab_check.sh --install ...    first install what is missing (Chromium from apt,
 #                                              playwright-core from npm into ~/.cache/dlkit/node)
+#   bash scripts/lab_check.sh --install-only   only that
 #   bash scripts/lab_check.sh --skip-if-missing ...   exit 0, saying why, when the browser,
 #                                              playwright-core, JupyterLab or the kernel is missing
 # Other options (--screenshot, --charts, --tables, --timeout, --full, ...): --help.
@@ -20,11 +21,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-skip_if_missing=0 install=0 html=0 selftest=0 args=()
+skip_if_missing=0 install=0 install_only=0 html=0 selftest=0 args=()
 for a in "$@"; do
     case "$a" in
         --skip-if-missing) skip_if_missing=1 ;;
         --install) install=1 ;;
+        --install-only) install=1 install_only=1 ;;
         *) args+=("$a"); [ "$a" = --html ] && html=1; [ "$a" = --self-test ] && selftest=1 ;;
     esac
 done
@@ -49,6 +51,8 @@ if [ "$install" = 1 ]; then
         echo "lab_check: installed playwright-core in $((SECONDS - t)) s"
     fi
 fi
+
+[ "$install_only" = 1 ] && exit 0
 
 missing=""
 [ -x "$CHROMIUM" ] || missing="$missing; no Chromium at $CHROMIUM (apt-get install -y chromium, or set CHROMIUM)"
