@@ -86,6 +86,21 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    /// The message without the backtrace candle attaches when `RUST_BACKTRACE` is set: what a
+    /// command line prints after `error:`.
+    pub fn message(&self) -> String {
+        fn without_backtrace(e: &candle_core::Error) -> String {
+            match e {
+                candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(inner),
+                other => other.to_string(),
+            }
+        }
+        match self {
+            Error::Candle(e) => without_backtrace(e),
+            other => other.to_string(),
+        }
+    }
+
     /// A bad-file error for `path` with a reason.
     pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::BadFile { path: path.into(), reason: reason.into() }

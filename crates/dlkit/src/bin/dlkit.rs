@@ -1,7 +1,7 @@
 //! The `dlkit` command line: headless training, model summaries, benchmarks, data fetching.
 
 use clap::{Parser, Subcommand};
-use dlkit::augment::{Augmentation, ShiftFlip};
+use dlkit::augment::{Augmentation, RandomAffine, ShiftFlip};
 use dlkit::callbacks::{EarlyStopping, ReduceLrOnPlateau};
 use dlkit::experiment::{device_from_name, DataSpec, DatasetName, Experiment, ModelChoice, RunOutputs};
 use dlkit::history::Monitor;
@@ -75,7 +75,9 @@ struct TrainArgs {
     /// L2 factor on the kernels (Keras 'l2' = 0.01; the ResNet default is 1e-4)
     #[arg(long)]
     l2: Option<f64>,
-    /// Augment training batches: none, shift-flip (±4 px shifts and flips)
+    /// Augment training batches: none, shift-flip (±4 px whole-pixel shifts and flips), or
+    /// keras-shift-flip (Keras ImageDataGenerator width/height shift 0.125 and horizontal flip,
+    /// the section-05 report's)
     #[arg(long, default_value = "none")]
     augment: String,
     /// Stop after this many epochs without improvement of --monitor (Keras EarlyStopping)
@@ -116,7 +118,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.message());
             ExitCode::FAILURE
         }
     }
@@ -186,7 +188,13 @@ fn train_experiment(a: &TrainArgs) -> dlkit::Result<(Experiment, DataSpec)> {
     let augmentation = match a.augment.as_str() {
         "none" => None,
         "shift-flip" => Some(Augmentation { shift_flip: Some(ShiftFlip::default()), ..Augmentation::none() }),
-        other => return Err(dlkit::Error::Config(format!("--augment `{other}`: use none or shift-flip"))),
+        "keras-shift-flip" => Some(Augmentation::keras(RandomAffine {
+            width_shift_range: 0.125,
+            height_shift_range: 0.125,
+            horizontal_flip: true,
+            ..RandomAffine::default()
+        })?),
+        other => return Err(dlkit::Error::Config(format!("--augment `{other}`: use none, shift-flip or keras-shift-flip"))),
     };
     let name = format!("{}-{}-{}", a.dataset, a.model, a.optimizer);
     let experiment = Experiment {

@@ -232,11 +232,9 @@ impl Experiment {
     /// names the field.
     pub fn check_settings(&self) -> Result<()> {
         let who = format!("experiment `{}`", self.name);
-        if self.epochs == 0 || self.batch_size == 0 {
-            return Err(Error::Config(format!("{who}: epochs and batch_size must be at least 1")));
-        }
-        if self.micro_batch == Some(0) || self.max_batches == Some(0) {
-            return Err(Error::Config(format!("{who}: micro_batch and max_batches must be at least 1")));
+        let counts = [("epochs", Some(self.epochs)), ("batch_size", Some(self.batch_size)), ("micro_batch", self.micro_batch), ("max_batches", self.max_batches)];
+        if let Some((field, _)) = counts.iter().find(|(_, v)| *v == Some(0)) {
+            return Err(Error::Config(format!("{who}: {field} must be at least 1")));
         }
         self.optimizer.validate()?;
         self.model.validate()?;
