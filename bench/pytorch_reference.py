@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""PyTorch reference for `dlkit bench`: the same models, shapes, optimizer (Adam) and thread
-count, timed the same way (median of 5 repetitions after one warm-up). Prints JSON records
-{workload, batch, rate} whose names match dlkit's, so bench/compare.py can pair them.
+"""PyTorch reference for `dlkit bench`: the same models, shapes, optimizers and thread count,
+timed the same way (median of 5 repetitions after one warm-up): training steps (Adam), the
+evaluation forward pass (model.eval() under torch.no_grad()), optimizer updates and whole
+quick-mode epochs (DataLoader, per-sample shift + flip, steps, evaluation). Prints JSON records
+{workload, batch, rate[, peak_rss_mib, seconds]} whose names match dlkit's, so bench/compare.py
+can pair them.
 
-    python3 bench/pytorch_reference.py [--threads 2]      (needs `pip install torch`)
+    python3 bench/pytorch_reference.py [--threads 2] [--suite steps,eval,updates,epochs] [--isolate]
+    (needs `pip install torch`)
 """
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 
@@ -145,14 +150,30 @@ class VggCnn(nn.Module):
 
 
 def median_seconds(step, warmup=1, repeats=5):
+    return median_timing(step, warmup, repeats)[0]
+
+
+def median_timing(step, warmup=1, repeats=5):
+    """Median wall-clock and CPU seconds (this process, all threads) of one repetition."""
     for _ in range(warmup):
         step()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        cpu.append(time.process_time() - c)
+    return statistics.median(times), statistics.median(cpu)
+
+
+def status_mib(field):
+    """A memory figure of this process from /proc/self/status in MiB (VmHWM: the resident-memory
+    high-water mark; VmRSS: resident now), as dlkit reads it."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return None
 
 
 def train_step_rate(model, channels, batch):
@@ -168,29 +189,158 @@ def train_step_rate(model, channels, batch):
         loss.backward()
         opt.step()
 
-    return batch / median_seconds(step)
+    wall, cpu = median_timing(step)
+    return batch / wall, cpu
+
+
+EVALUATION_BATCH = 256
+
+
+def evaluation_rate(model, channels):
+    """Samples/s of the evaluation forward pass: model.eval() under torch.no_grad()."""
+    model.eval()
+    x = torch.randn(EVALUATION_BATCH, channels, 32, 32)
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    wall, cpu = median_timing(forward)
+    return EVALUATION_BATCH / wall, cpu
+
+
+class ShiftFlip(torch.utils.data.Dataset):
+    """In-memory images with dlkit's augmentation, per sample as a torchvision transform would do
+    it: shift by a whole number of pixels in [-4, 4] with zero fill, then flip with p = 0.5."""
+
+    def __init__(self, images, labels, augment):
+        self.images, self.labels, self.augment = images, labels, augment
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        x = self.images[i]
+        if self.augment:
+            dy, dx = torch.randint(-4, 5, (2,)).tolist()
+            x = F.pad(x, (4, 4, 4, 4))[:, 4 - dy:36 - dy, 4 - dx:36 - dx]
+            if torch.rand(()) < 0.5:
+                x = x.flip(2)
+        return x, self.labels[i]
+
+
+def epoch_seconds(build, make_optimizer, images, held_out, batch, augment):
+    """One epoch as a notebook runs it: batches from the in-memory dataset (DataLoader), the
+    augmentation, training steps, then evaluation on the held-out images."""
+    g = torch.Generator().manual_seed(1)
+    pixels = torch.randint(0, 256, (images + held_out, 3, 32, 32), dtype=torch.uint8, generator=g).float() / 255
+    labels = torch.arange(images + held_out) % 10
+    train = torch.utils.data.DataLoader(ShiftFlip(pixels[:images], labels[:images], augment), batch_size=batch, shuffle=True)
+    val_x, val_y = pixels[images:], labels[images:]
+    model = build()
+    opt = make_optimizer(model.parameters())
+
+    def epoch():
+        model.train()
+        for x, y in train:
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            if model.l2:
+                loss = loss + model.l2 * sum((k * k).sum() for k in model.kernels())
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(val_y), EVALUATION_BATCH):
+                logits = model(val_x[start:start + EVALUATION_BATCH])
+                F.cross_entropy(logits, val_y[start:start + EVALUATION_BATCH])
+                (logits.argmax(1) == val_y[start:start + EVALUATION_BATCH]).sum()
+
+    return median_timing(epoch)
+
+
+STEP_WORKLOADS = [
+    ("MLP", lambda: Mlp(), 3, 128),
+    ("ResNet-20", lambda: ResNet(20), 3, 64),
+    ("ResNet-20", lambda: ResNet(20), 3, 128),
+    ("ResNet-44", lambda: ResNet(44), 3, 64),
+    ("ResNet-44", lambda: ResNet(44), 3, 128),
+    ("MiniGoogLeNet", lambda: MiniGoogLeNet(1), 1, 64),
+    ("MiniGoogLeNet ÷4 (quick mode)", lambda: MiniGoogLeNet(1, 4), 1, 64),
+    ("VGG-style CNN", lambda: VggCnn(), 3, 64),
+]
+
+SUITES = ["steps", "eval", "updates", "epochs"]
+
+
+def steps(indices):
+    out = []
+    for i in indices:
+        name, build, channels, batch = STEP_WORKLOADS[i]
+        base = status_mib("VmRSS")
+        rate, cpu = train_step_rate(build(), channels, batch)
+        print(f"  {name} batch {batch}: {rate:.1f} samples/s", file=sys.stderr)
+        out.append({"workload": f"train step: {name}", "batch": batch, "rate": rate, "seconds": batch / rate, "cpu_seconds": cpu,
+                    "peak_rss_mib": status_mib("VmHWM"), "base_rss_mib": base})
+    return out
+
+
+def isolated_steps(threads):
+    """Each training-step workload in a child process, so its peak resident memory is its own."""
+    out = []
+    for i in range(len(STEP_WORKLOADS)):
+        child = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--suite", "steps", "--step-index", str(i)],
+                               check=True, stdout=subprocess.PIPE, text=True)
+        out.extend(json.loads(child.stdout))
+    return out
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--suite", default=",".join(SUITES), help="comma-separated: " + ", ".join(SUITES))
+    parser.add_argument("--isolate", action="store_true", help="each training-step workload in its own process")
+    parser.add_argument("--step-index", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    suites = args.suite.split(",")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     out = []
-    workloads = [
-        ("MLP", lambda: Mlp(), 3, [128]),
-        ("ResNet-20", lambda: ResNet(20), 3, [64, 128]),
-        ("ResNet-44", lambda: ResNet(44), 3, [64, 128]),
-        ("MiniGoogLeNet", lambda: MiniGoogLeNet(1), 1, [64]),
-        ("MiniGoogLeNet ÷4 (quick mode)", lambda: MiniGoogLeNet(1, 4), 1, [64]),
-        ("VGG-style CNN", lambda: VggCnn(), 3, [64]),
-    ]
-    for name, build, channels, batches in workloads:
-        for batch in batches:
-            rate = train_step_rate(build(), channels, batch)
-            print(f"  {name} batch {batch}: {rate:.1f} samples/s", file=sys.stderr)
-            out.append({"workload": f"train step: {name}", "batch": batch, "rate": rate})
+    if "steps" in suites:
+        if args.step_index is not None:
+            out += steps([args.step_index])
+        elif args.isolate:
+            out += isolated_steps(args.threads)
+        else:
+            out += steps(range(len(STEP_WORKLOADS)))
+    if "eval" in suites and args.step_index is None:
+        seen = set()
+        for name, build, channels, _ in STEP_WORKLOADS:
+            if name in seen:
+                continue
+            seen.add(name)
+            rate, cpu = evaluation_rate(build(), channels)
+            print(f"  evaluate {name}: {rate:.1f} samples/s", file=sys.stderr)
+            out.append({"workload": f"evaluate: {name}", "batch": EVALUATION_BATCH, "rate": rate,
+                        "seconds": EVALUATION_BATCH / rate, "cpu_seconds": cpu})
+    if "updates" in suites and args.step_index is None:
+        out += updates()
+    if "epochs" in suites and args.step_index is None:
+        sections = [
+            ("epoch: section 1, MLP + Adam", Mlp, lambda p: torch.optim.Adam(p, lr=1e-3, eps=1e-7), 10_000, 1_000, 128, False),
+            ("epoch: section 4, ResNet-20 + RMSProp, shift + flip", lambda: ResNet(20),
+             lambda p: torch.optim.RMSprop(p, lr=1e-3, alpha=0.9, eps=1e-7), 1_000, 200, 64, True),
+        ]
+        for name, build, make_optimizer, images, held_out, batch, augment in sections:
+            seconds, cpu = epoch_seconds(build, make_optimizer, images, held_out, batch, augment)
+            print(f"  {name}: {seconds:.2f} s", file=sys.stderr)
+            out.append({"workload": name, "batch": batch, "rate": images / seconds, "seconds": seconds, "cpu_seconds": cpu})
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+def updates():
+    out = []
     mlp = Mlp()
     loss = mlp(torch.randn(8, 3, 32, 32)).square().sum()
     loss.backward()
@@ -208,8 +358,7 @@ def main():
         opt = make(mlp.parameters())
         seconds = median_seconds(opt.step)
         out.append({"workload": f"update: {name} ({params / 1e6:.1f} M params)", "batch": 0, "rate": params / seconds})
-    json.dump(out, sys.stdout, indent=1)
-    print()
+    return out
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ pub fn evaluate<M: Network + ?Sized>(model: &M, data: &DeviceData, batch_size: u
     let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
     let mut correct = Tensor::zeros((), DType::F32, device)?;
     let batch_size = batch_size.max(1);
+    let frozen = model.inference()?;
     let mut start = 0;
     while start < data.len() {
         let n = batch_size.min(data.len() - start);
         let (x, y) = data.range(start, n)?;
-        // detached: the running sums must not keep every batch's graph (and activations) alive
-        let logits = model.forward_t(&x, false)?.detach();
+        // no graph: the running sums must not keep every batch's activations alive
+        let logits = frozen.forward(&x)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         loss_sum = (loss_sum + loss.affine(n as f64, 0.0)?)?;
         correct = (correct + count_correct(&logits, &y)?)?;
@@ -42,11 +43,12 @@ pub fn evaluate<M: Network + ?Sized>(model: &M, data: &DeviceData, batch_size: u
 /// Class predictions (arg-max logit) of `model` on `data`, in stored order.
 pub fn predict<M: Network + ?Sized>(model: &M, data: &DeviceData, batch_size: usize) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(data.len());
+    let frozen = model.inference()?;
     let mut start = 0;
     while start < data.len() {
         let n = batch_size.max(1).min(data.len() - start);
         let (x, _) = data.range(start, n)?;
-        out.extend(model.forward_t(&x, false)?.detach().argmax(1)?.to_vec1::<u32>()?);
+        out.extend(frozen.forward(&x)?.argmax(1)?.to_vec1::<u32>()?);
         start += n;
     }
     Ok(out)

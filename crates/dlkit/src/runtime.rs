@@ -149,3 +149,67 @@ pub fn machine() -> String {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{model}, {threads} threads")
 }
+
+/// Which implementation runs the layers, activations and optimizer updates on the CPU.
+///
+/// `Dlkit` (the default) uses the hand-written kernels of [`crate::kernels`] and the fused
+/// optimizer update. `Candle` uses candle's own convolution, batch norm, pooling and activations
+/// and the optimizers' tensor-op path: the code that runs on CUDA, so that path can be tested
+/// (and compared) on a machine without a GPU. Choose it with [`set_kernels`], or with the
+/// environment variable `DLKIT_KERNELS=candle` (read on first use). It applies to the layers'
+/// next forward pass and to optimizers built after the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Kernels {
+    /// dlkit's CPU kernels (the default).
+    Dlkit,
+    /// candle's ops, as on CUDA.
+    Candle,
+}
+
+/// The environment variable that picks the [`Kernels`] (`dlkit` or `candle`).
+pub const KERNELS_ENV: &str = "DLKIT_KERNELS";
+
+/// 0: not decided yet; 1: dlkit; 2: candle.
+static KERNELS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+impl Kernels {
+    /// Parse `dlkit` or `candle` (any case).
+    pub fn from_name(name: &str) -> crate::Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "dlkit" => Ok(Kernels::Dlkit),
+            "candle" => Ok(Kernels::Candle),
+            other => Err(crate::Error::Config(format!("{KERNELS_ENV}: unknown kernels `{other}`: use dlkit or candle"))),
+        }
+    }
+}
+
+/// Use `kernels` from now on (see [`Kernels`]).
+pub fn set_kernels(kernels: Kernels) {
+    let code = match kernels {
+        Kernels::Dlkit => 1,
+        Kernels::Candle => 2,
+    };
+    KERNELS.store(code, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The kernels in use: the last [`set_kernels`], else `DLKIT_KERNELS`, else `Dlkit`. An
+/// unrecognised `DLKIT_KERNELS` is reported once on stderr and the default is used.
+pub fn kernels() -> Kernels {
+    match KERNELS.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => Kernels::Dlkit,
+        2 => Kernels::Candle,
+        _ => {
+            let chosen = match std::env::var(KERNELS_ENV) {
+                Ok(name) => Kernels::from_name(&name).unwrap_or_else(|e| {
+                    eprintln!("warning: {e}; using dlkit's kernels");
+                    Kernels::Dlkit
+                }),
+                Err(_) => Kernels::Dlkit,
+            };
+            // Only the first reader decides; a concurrent `set_kernels` wins over the environment.
+            let code = if chosen == Kernels::Dlkit { 1 } else { 2 };
+            let _ = KERNELS.compare_exchange(0, code, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed);
+            kernels()
+        }
+    }
+}

@@ -41,6 +41,18 @@ enum Command {
         /// Print the measurements as JSON (bench/compare.py reads this)
         #[arg(long)]
         json: bool,
+        /// Worker threads (rayon and candle pools); default: one per core
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Only these suites, comma-separated: steps, eval, updates, augment, load, bandwidth, drift, epochs
+        #[arg(long, value_delimiter = ',')]
+        suite: Vec<String>,
+        /// Run each training-step workload in a process of its own, so its peak resident memory is its own
+        #[arg(long)]
+        isolate: bool,
+        /// Only the training-step workload at this position (what --isolate runs in each child)
+        #[arg(long, hide = true)]
+        step_index: Option<usize>,
     },
     /// Download the datasets (needs internet; offline it says what to do instead).
     Fetch,
@@ -107,12 +119,26 @@ struct TrainArgs {
 }
 
 fn main() -> ExitCode {
-    dlkit::runtime::tune_cpu();
     let cli = Cli::parse();
+    if let Command::Bench { threads: Some(n), .. } = &cli.command {
+        if *n == 0 {
+            eprintln!("error: --threads must be at least 1");
+            return ExitCode::FAILURE;
+        }
+        // Before any pool starts: rayon's and candle's pools size themselves from these.
+        // SAFETY: no other thread runs yet.
+        unsafe {
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+            std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+        }
+    }
+    dlkit::runtime::tune_cpu();
     let result = match cli.command {
         Command::Train(args) => train(args),
         Command::Summary { model } => dlkit::summary::by_name(&model).map(|s| println!("{s}")),
-        Command::Bench { device, smoke, only, json } => bench(&device, smoke, only.as_deref(), json),
+        Command::Bench { device, smoke, only, json, threads: _, suite, isolate, step_index } => {
+            bench(&device, smoke, only, json, &suite, isolate, step_index)
+        }
         Command::Fetch => fetch(),
     };
     match result {
@@ -218,10 +244,33 @@ fn check_writable(folder: &std::path::Path) -> dlkit::Result<()> {
     std::fs::remove_file(&probe).map_err(|e| dlkit::Error::io(&probe, e))
 }
 
-fn bench(device: &str, smoke: bool, only: Option<&str>, json: bool) -> dlkit::Result<()> {
-    let device = device_from_name(device)?;
-    let options = if smoke { dlkit::bench::BenchOptions::smoke() } else { dlkit::bench::BenchOptions::standard() };
-    let measurements = dlkit::bench::measure_all(&device, options, only)?;
+fn bench(
+    device_name: &str,
+    smoke: bool,
+    only: Option<String>,
+    json: bool,
+    suites: &[String],
+    isolate: bool,
+    step_index: Option<usize>,
+) -> dlkit::Result<()> {
+    use dlkit::bench::{BenchOptions, Selection, Suite};
+    let device = device_from_name(device_name)?;
+    let options = if smoke { BenchOptions::smoke() } else { BenchOptions::standard() };
+    let suites = suites.iter().map(|s| Suite::from_name(s)).collect::<dlkit::Result<Vec<_>>>()?;
+    let mut selection = Selection { only, step_index, suites };
+    let mut measurements = Vec::new();
+    let mut in_process = true;
+    let wants_steps = selection.suites.is_empty() || selection.suites.contains(&Suite::Steps);
+    if isolate && wants_steps && selection.step_index.is_none() {
+        measurements.extend(isolated_steps(device_name, smoke, &selection)?);
+        let asked = std::mem::take(&mut selection.suites);
+        selection.suites =
+            Suite::ALL.into_iter().filter(|s| *s != Suite::Steps && (asked.is_empty() || asked.contains(s))).collect();
+        in_process = !selection.suites.is_empty();
+    }
+    if in_process {
+        measurements.extend(dlkit::bench::measure_all(&device, options, &selection)?);
+    }
     if json {
         let text = serde_json::to_string_pretty(&measurements).map_err(|e| dlkit::Error::Config(e.to_string()))?;
         println!("{text}");
@@ -229,6 +278,31 @@ fn bench(device: &str, smoke: bool, only: Option<&str>, json: bool) -> dlkit::Re
         print!("{}", dlkit::bench::render(&measurements, &device));
     }
     Ok(())
+}
+
+/// Each training-step workload in a child process of this binary (`--step-index`), so that the
+/// peak resident memory each one reports is its own.
+fn isolated_steps(device: &str, smoke: bool, selection: &dlkit::bench::Selection) -> dlkit::Result<Vec<dlkit::bench::Measurement>> {
+    let exe = std::env::current_exe().map_err(|e| dlkit::Error::Config(format!("cannot find this program to re-run it: {e}")))?;
+    let mut out = Vec::new();
+    for (i, w) in dlkit::bench::step_workloads()?.iter().enumerate() {
+        if selection.only.as_ref().is_some_and(|o| !w.name.to_lowercase().contains(&o.to_lowercase())) {
+            continue;
+        }
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["bench", "--json", "--suite", "steps", "--device", device, "--step-index", &i.to_string()]);
+        if smoke {
+            cmd.arg("--smoke");
+        }
+        let result = cmd.stderr(std::process::Stdio::inherit()).output().map_err(|e| dlkit::Error::io(&exe, e))?;
+        if !result.status.success() {
+            return Err(dlkit::Error::Config(format!("the benchmark of {} batch {} failed ({})", w.name, w.batch, result.status)));
+        }
+        let parsed: Vec<dlkit::bench::Measurement> = serde_json::from_slice(&result.stdout)
+            .map_err(|e| dlkit::Error::Config(format!("unreadable benchmark output for {}: {e}", w.name)))?;
+        out.extend(parsed);
+    }
+    Ok(out)
 }
 
 fn fetch() -> dlkit::Result<()> {

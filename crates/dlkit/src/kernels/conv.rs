@@ -298,32 +298,86 @@ impl ConvGeometry {
     }
 }
 
-/// Forward pass: `x` (`B × C × H × W`), `w` (`O × C × kh × kw`), `bias` (`O`) → `B × O × Ho × Wo`.
-pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
-    let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
-    let mut out = vec![0f32; g.batch * o * n];
-    x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).for_each_init(Scratch::default, |s, (image, y)| {
-        let mut wide = std::mem::take(&mut s.wide);
-        let target: &mut [f32] = if g.lowering() == Lowering::Wide {
-            wide.resize(o * m, 0.0);
-            &mut wide
-        } else {
-            y
-        };
-        for (row, b) in target.chunks_mut(m).zip(bias) {
-            row.fill(*b);
-        }
-        let cols = g.columns(image, s);
-        matmul(o, m, p, target, MatRef::rows(w, p), MatRef::rows(cols, m), true);
-        if g.lowering() == Lowering::Wide {
-            // Keep the first Wo columns of every Wp-wide output row.
-            let (wo, wp) = (g.out_w(), g.padded_w());
-            for (dst, src) in y.chunks_mut(wo).zip(wide.chunks(wp)) {
-                dst.copy_from_slice(&src[..wo]);
+/// What the forward pass does to each output value after adding the bias: nothing (training,
+/// where batch norm follows), or — for inference with batch norm folded into the kernel — the
+/// ReLU that follows, or a residual block's "add the shortcut, then ReLU".
+///
+/// `R` is the residual: a slice for the kernel, a tensor for [`conv2d_inference`].
+#[derive(Debug, Clone, Copy)]
+pub enum Epilogue<R> {
+    /// `y`.
+    Identity,
+    /// `max(y, 0)`.
+    Relu,
+    /// `max(y + r, 0)` with `r` shaped like the output (`B × O × Ho × Wo`).
+    AddRelu(R),
+}
+
+impl Epilogue<&[f32]> {
+    /// Writes `src` with the epilogue applied into `dst`, which starts at `offset` in the output.
+    fn write(&self, dst: &mut [f32], src: &[f32], offset: usize) {
+        match self {
+            Epilogue::Identity => dst.copy_from_slice(src),
+            Epilogue::Relu => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s.max(0.0)),
+            Epilogue::AddRelu(r) => {
+                let r = &r[offset..offset + dst.len()];
+                dst.iter_mut().zip(src).zip(r).for_each(|((d, &s), &r)| *d = (s + r).max(0.0));
             }
         }
-        s.wide = wide;
-    });
+    }
+
+    /// Applies the epilogue in place to `y`, which starts at `offset` in the output.
+    fn apply(&self, y: &mut [f32], offset: usize) {
+        match self {
+            Epilogue::Identity => {}
+            Epilogue::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Epilogue::AddRelu(r) => {
+                let r = &r[offset..offset + y.len()];
+                y.iter_mut().zip(r).for_each(|(v, &r)| *v = (*v + r).max(0.0));
+            }
+        }
+    }
+}
+
+/// Forward pass: `x` (`B × C × H × W`), `w` (`O × C × kh × kw`), `bias` (`O`) → `B × O × Ho × Wo`.
+pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    forward_with(g, x, w, bias, Epilogue::Identity)
+}
+
+/// [`forward`] followed by `epilogue` on every output value, in the same pass over the output.
+pub fn forward_with(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], epilogue: Epilogue<&[f32]>) -> Vec<f32> {
+    let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
+    if let Epilogue::AddRelu(r) = epilogue {
+        assert_eq!(r.len(), g.batch * o * n, "conv2d: the residual must be shaped like the output");
+    }
+    let mut out = vec![0f32; g.batch * o * n];
+    x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).enumerate().for_each_init(
+        Scratch::default,
+        |s, (i, (image, y))| {
+            let mut wide = std::mem::take(&mut s.wide);
+            let target: &mut [f32] = if g.lowering() == Lowering::Wide {
+                wide.resize(o * m, 0.0);
+                &mut wide
+            } else {
+                y
+            };
+            for (row, b) in target.chunks_mut(m).zip(bias) {
+                row.fill(*b);
+            }
+            let cols = g.columns(image, s);
+            matmul(o, m, p, target, MatRef::rows(w, p), MatRef::rows(cols, m), true);
+            if g.lowering() == Lowering::Wide {
+                // Keep the first Wo columns of every Wp-wide output row.
+                let (wo, wp) = (g.out_w(), g.padded_w());
+                for (r, (dst, src)) in y.chunks_mut(wo).zip(wide.chunks(wp)).enumerate() {
+                    epilogue.write(dst, &src[..wo], i * o * n + r * wo);
+                }
+            } else {
+                epilogue.apply(y, i * o * n);
+            }
+            s.wide = wide;
+        },
+    );
     out
 }
 
@@ -342,21 +396,28 @@ pub struct Gradients {
 /// over the images (each output gradient is lowered once for both products):
 /// `dx = col2im(Wᵀ · dY)` when `input` is set, and `dW = Σ dY · colsᵀ`, `db = Σ dY` when `kernel`
 /// is set.
+///
+/// The sums over images are order-stable: the batch is cut into [`image_chunks`] fixed runs of
+/// consecutive images, each run sums its images in order into its own partial `dW`/`db`, and the
+/// partials are added in run order. The result is the same bits on every call with the same
+/// thread count, whichever worker runs which run.
 pub fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: bool, kernel: bool) -> Gradients {
     let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
     let mut dx = if input { vec![0f32; g.batch * g.image_len()] } else { Vec::new() };
-    let dx_images: Vec<Option<&mut [f32]>> = if input {
-        dx.chunks_mut(g.image_len()).map(Some).collect()
+    let per_run = g.batch.div_ceil(image_chunks(g.batch)).max(1);
+    let dx_runs: Vec<Option<&mut [f32]>> = if input {
+        dx.chunks_mut(per_run * g.image_len()).map(Some).collect()
     } else {
-        (0..g.batch).map(|_| None).collect()
+        (0..g.batch.div_ceil(per_run)).map(|_| None).collect()
     };
-    let kernel_sums = || (vec![0f32; if kernel { o * p } else { 0 }], vec![0f32; if kernel { o } else { 0 }]);
-    let (dw, db) = dx_images
+    let zero_sums = || (vec![0f32; if kernel { o * p } else { 0 }], vec![0f32; if kernel { o } else { 0 }]);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_runs
         .into_par_iter()
-        .zip(x.par_chunks(g.image_len()).zip(dy.par_chunks(o * n)))
-        .fold(
-            || (kernel_sums(), Scratch::default()),
-            |((mut dw, mut db), mut s), (dx, (image, dy))| {
+        .zip(x.par_chunks(per_run * g.image_len()).zip(dy.par_chunks(per_run * o * n)))
+        .map(|(mut dx_run, (x_run, dy_run))| {
+            let mut s = Scratch::default();
+            let (mut dw, mut db) = zero_sums();
+            for (i, (image, dy)) in x_run.chunks(g.image_len()).zip(dy_run.chunks(o * n)).enumerate() {
                 let mut wide = std::mem::take(&mut s.wide);
                 let dy_lowered = g.lowered_output(dy, &mut wide);
                 if kernel {
@@ -366,7 +427,8 @@ pub fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: bool,
                     let cols = g.columns(image, &mut s);
                     matmul(o, p, m, &mut dw, MatRef::rows(dy_lowered, m), MatRef::transposed(cols, m), true);
                 }
-                if let Some(dx) = dx {
+                if let Some(dx_run) = dx_run.as_deref_mut() {
+                    let dx = &mut dx_run[i * g.image_len()..(i + 1) * g.image_len()];
                     if g.lowering() == Lowering::Pointwise {
                         matmul(p, m, o, dx, MatRef::transposed(w, p), MatRef::rows(dy_lowered, m), false);
                     } else {
@@ -376,16 +438,24 @@ pub fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: bool,
                     }
                 }
                 s.wide = wide;
-                ((dw, db), s)
-            },
-        )
-        .map(|(sums, _)| sums)
-        .reduce(kernel_sums, |(mut dw, mut db), (dw2, db2)| {
-            dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
-            db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
+            }
             (dw, db)
-        });
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let (mut dw, mut db) = partials.next().unwrap_or_else(zero_sums);
+    for (dw2, db2) in partials {
+        dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
+    }
     Gradients { input: input.then_some(dx), kernel: kernel.then_some(dw), bias: kernel.then_some(db) }
+}
+
+/// Into how many runs of consecutive images a batch of `batch` is cut for the order-stable sums
+/// over images: one per thread of the current rayon pool (at most one per image), so that each
+/// worker gets one run and one partial sum.
+pub fn image_chunks(batch: usize) -> usize {
+    rayon::current_num_threads().clamp(1, batch.max(1))
 }
 
 /// The convolution as a candle custom op on (input, kernel, bias).
@@ -464,10 +534,57 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, padd
     }
 }
 
+/// Inference-only convolution: `epilogue(conv2d(x, w) + bias)`, recording no autograd graph
+/// (use it with detached weights, e.g. a kernel with batch norm folded in).
+///
+/// On CPU `f32` tensors the epilogue (ReLU, or shortcut add + ReLU) is applied while the output is
+/// written, instead of in separate passes; elsewhere it is candle's convolution and element-wise
+/// ops.
+pub fn conv2d_inference(
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    epilogue: Epilogue<&Tensor>,
+) -> Result<Tensor> {
+    let g = ConvGeometry::new(x.shape(), w.shape(), stride, padding)?;
+    let out_shape = Shape::from((g.batch, g.out_channels, g.out_h(), g.out_w()));
+    if bias.elem_count() != g.out_channels {
+        candle_core::bail!("conv2d: bias has {} values for {} output channels", bias.elem_count(), g.out_channels)
+    }
+    if let Epilogue::AddRelu(r) = epilogue {
+        if r.shape() != &out_shape {
+            candle_core::bail!("conv2d: shortcut {:?} does not match the output {:?}", r.shape(), out_shape)
+        }
+    }
+    let all_cpu = super::applies_to(x) && super::applies_to(w) && super::applies_to(bias);
+    if all_cpu && !matches!(epilogue, Epilogue::AddRelu(r) if !super::applies_to(r)) {
+        let name = "dlkit-conv2d-inference";
+        let y = with_f32(x, name, |x| {
+            with_f32(w, name, |w| {
+                with_f32(bias, name, |b| match epilogue {
+                    Epilogue::Identity => Ok(forward_with(&g, x, w, b, Epilogue::Identity)),
+                    Epilogue::Relu => Ok(forward_with(&g, x, w, b, Epilogue::Relu)),
+                    Epilogue::AddRelu(r) => with_f32(r, name, |r| Ok(forward_with(&g, x, w, b, Epilogue::AddRelu(r)))),
+                })
+            })
+        })?;
+        Tensor::from_vec(y, out_shape, x.device())
+    } else {
+        let y = x.conv2d(w, padding, stride, 1, 1)?.broadcast_add(&bias.reshape((1, (), 1, 1))?)?;
+        match epilogue {
+            Epilogue::Identity => Ok(y),
+            Epilogue::Relu => y.relu(),
+            Epilogue::AddRelu(r) => (y + r)?.relu(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     fn randn(shape: &[usize], seed: u64) -> Vec<f32> {
         // A small deterministic generator, so the test needs no RNG state.
@@ -516,6 +633,59 @@ mod tests {
         agrees_with_candle(2, 3, 4, 7, 2, 3, 1, 2); // more padding than 'same'
         agrees_with_candle(2, 2, 1, 1, 3, 5, 2, 2); // stride 2, kernel wider than a 1×1 map
         agrees_with_candle(1, 2, 2, 2, 2, 7, 2, 3); // stride 2, 7×7 kernel on a 2×2 input
+    }
+
+    #[test]
+    fn inference_epilogues_agree_with_candle_ops() {
+        let dev = Device::Cpu;
+        for &(b, c, h, w, o, k, stride, pad) in &[
+            (3, 2, 6, 6, 4, 3, 1, 1),
+            (2, 3, 7, 5, 2, 3, 2, 1),
+            (2, 3, 6, 6, 4, 1, 1, 0),
+            (2, 3, 6, 6, 4, 1, 2, 0),
+            (1, 2, 7, 7, 3, 3, 2, 0),
+            (2, 2, 6, 5, 3, 3, 1, 0),
+        ] {
+            let x = Tensor::from_vec(randn(&[b, c, h, w], 5), (b, c, h, w), &dev).unwrap();
+            let wt = Tensor::from_vec(randn(&[o, c, k, k], 6), (o, c, k, k), &dev).unwrap();
+            let bias = Tensor::from_vec(randn(&[o], 7), o, &dev).unwrap();
+            let y = x.conv2d(&wt, pad, stride, 1, 1).unwrap().broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap()).unwrap();
+            let r = Tensor::from_vec(randn(y.dims(), 8), y.shape(), &dev).unwrap();
+            let cases = [
+                (Epilogue::Identity, y.clone()),
+                (Epilogue::Relu, y.relu().unwrap()),
+                (Epilogue::AddRelu(&r), (&y + &r).unwrap().relu().unwrap()),
+            ];
+            for (epilogue, expected) in cases {
+                let got = conv2d_inference(&x, &wt, &bias, stride, pad, epilogue).unwrap();
+                assert!(!got.track_op());
+                let diff = (&got - &expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(diff < 1e-4, "{epilogue:?} k{k} s{stride} p{pad}: max difference {diff}");
+            }
+            let wrong = Tensor::zeros((b, o + 1, 1, 1), DType::F32, &dev).unwrap();
+            assert!(conv2d_inference(&x, &wt, &bias, stride, pad, Epilogue::AddRelu(&wrong)).is_err());
+        }
+    }
+
+    #[test]
+    fn kernel_gradient_sums_do_not_depend_on_scheduling() {
+        // The same backward pass, repeated on pools of 1, 3 and 4 threads: within one pool the
+        // bits never change; the value agrees with a sequential sum over images.
+        let g = ConvGeometry { batch: 7, in_channels: 3, height: 9, width: 9, out_channels: 5, kernel_h: 3, kernel_w: 3, stride: 1, padding: 1 };
+        let x = randn(&[7, 3, 9, 9], 11);
+        let w = randn(&[5, 3, 3, 3], 12);
+        let dy = randn(&[7, 5, 9, 9], 13);
+        let sequential = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| backward(&g, &x, &w, &dy, true, true));
+        for threads in [3, 4] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let first = pool.install(|| backward(&g, &x, &w, &dy, true, true));
+            for _ in 0..20 {
+                assert_eq!(pool.install(|| backward(&g, &x, &w, &dy, true, true)), first, "{threads} threads");
+            }
+            let (a, b) = (first.kernel.as_ref().unwrap(), sequential.kernel.as_ref().unwrap());
+            assert!(a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-4 * b.abs().max(1.0)));
+            assert_eq!(first.input, sequential.input, "the input gradient has no sum over images");
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - [`pool`]: max pooling with overlapping windows and its backward pass.
 //!
 //! They run on CPU `f32` tensors ([`applies_to`]); the layers in `models::layers` check that and
-//! fall back to candle's own ops on any other device or dtype, so the same model code runs on CUDA.
+//! fall back to candle's own ops on any other device or dtype, so the same model code runs on CUDA
+//! (and on the CPU with `runtime::set_kernels(Kernels::Candle)`, to test that path).
 
 pub mod activation;
 pub mod batch_norm;
@@ -21,9 +22,11 @@ pub mod pool;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 
-/// Whether the CPU kernels apply to `t` (an `f32` tensor on the CPU).
+/// Whether the CPU kernels apply to `t`: an `f32` tensor on the CPU, with
+/// [`crate::runtime::Kernels::Dlkit`] selected (with `Candle`, the layers take candle's ops, as
+/// on CUDA).
 pub fn applies_to(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32
+    t.device().is_cpu() && t.dtype() == DType::F32 && crate::runtime::kernels() == crate::runtime::Kernels::Dlkit
 }
 
 /// The `f32` values of a contiguous CPU storage, as the custom ops receive it.

@@ -94,6 +94,66 @@ impl Module for Conv2d {
     }
 }
 
+impl Conv2d {
+    /// This convolution frozen for inference: detached copies of its kernel and bias.
+    pub fn frozen(&self) -> Result<FrozenConv> {
+        let bias = match &self.bias {
+            Some(b) => b.detach(),
+            None => Tensor::zeros(self.weight.dim(0)?, self.weight.dtype(), self.weight.device())?,
+        };
+        Ok(FrozenConv { weight: self.weight.detach(), bias, stride: self.stride, padding: self.padding })
+    }
+
+    /// This convolution followed by `bn` in evaluation mode, as one convolution for inference.
+    ///
+    /// Batch norm with running mean μ, variance σ², scale γ and shift β maps the convolution's
+    /// output `y = W∗x + b` of channel o to `γ·(y − μ)/√(σ² + ε) + β`, which is the convolution
+    /// with kernel `W·s` and bias `(b − μ)·s + β`, where `s = γ/√(σ² + ε)` per output channel.
+    pub fn folded(&self, bn: &BatchNorm) -> Result<FrozenConv> {
+        let frozen = self.frozen()?;
+        let (scale, shift) = bn.scale_and_shift()?;
+        let out = frozen.weight.dim(0)?;
+        if scale.elem_count() != out {
+            candle_core::bail!("cannot fold a batch norm over {} channels into a convolution with {out}", scale.elem_count())
+        }
+        let weight = frozen.weight.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+        let bias = ((frozen.bias * &scale)? + shift)?;
+        Ok(FrozenConv { weight, bias, ..frozen })
+    }
+}
+
+/// A convolution frozen for inference (see [`Conv2d::frozen`] and [`Conv2d::folded`]): its
+/// forward pass records no autograd graph and can apply the ReLU, or a residual block's shortcut
+/// add + ReLU, as it writes the output ([`kernels::conv::conv2d_inference`]).
+#[derive(Debug, Clone)]
+pub struct FrozenConv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+impl FrozenConv {
+    /// `conv(x) + bias`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(x, kernels::conv::Epilogue::Identity)
+    }
+
+    /// `max(conv(x) + bias, 0)`.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(x, kernels::conv::Epilogue::Relu)
+    }
+
+    /// `max(conv(x) + bias + shortcut, 0)`, a residual block's output.
+    pub fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        self.apply(x, kernels::conv::Epilogue::AddRelu(shortcut))
+    }
+
+    fn apply(&self, x: &Tensor, epilogue: kernels::conv::Epilogue<&Tensor>) -> Result<Tensor> {
+        kernels::conv::conv2d_inference(x, &self.weight, &self.bias, self.stride, self.padding, epilogue)
+    }
+}
+
 /// A 2-D convolution with bias, as Keras's `Conv2D(filters, kernel, strides, padding)` builds it.
 ///
 /// `'same'` pads `kernel / 2` on every side (the kernel must be odd). With stride 2 on an even
@@ -191,6 +251,21 @@ impl BatchNorm {
     }
 }
 
+impl BatchNorm {
+    /// The evaluation-mode batch norm as a per-channel affine map `x·scale + shift`:
+    /// `scale = γ/√(σ² + ε)`, `shift = β − μ·scale` from the running statistics (detached).
+    pub fn scale_and_shift(&self) -> Result<(Tensor, Tensor)> {
+        let Some((gamma, beta)) = self.inner.weight_and_bias() else {
+            candle_core::bail!("batch norm without γ and β")
+        };
+        let mean = self.inner.running_mean().detach();
+        let inv_std = (self.inner.running_var().detach() + self.inner.eps())?.sqrt()?.recip()?;
+        let scale = (gamma.detach() * inv_std)?;
+        let shift = (beta.detach() - (&mean * &scale)?)?;
+        Ok((scale, shift))
+    }
+}
+
 impl ModuleT for BatchNorm {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train && kernels::applies_to(x) {
@@ -276,6 +351,14 @@ impl ConvBnRelu {
     }
 }
 
+impl ConvBnRelu {
+    /// The module frozen for inference: one convolution with the batch norm folded in, to be
+    /// run with [`FrozenConv::forward_relu`].
+    pub fn frozen(&self) -> Result<FrozenConv> {
+        self.conv.folded(&self.bn)
+    }
+}
+
 impl ModuleT for ConvBnRelu {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         kernels::activation::relu(&self.bn.forward_t(&self.conv.forward(x)?, train)?)
@@ -293,11 +376,17 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     }
 }
 
-/// Max pooling from candle ops. candle's own `max_pool2d_with_stride` cannot back-propagate
-/// when the kernel differs from the stride (MiniGoogLeNet's 3×3/2 pool), so that case is the
-/// element-wise maximum of the k² strided views of the input.
+/// Max pooling from candle ops (the path CUDA takes): the element-wise maximum of the k² strided
+/// views of the input, whose backward pass routes each gradient to the window's maximum
+/// (split between tied maxima).
+///
+/// candle's own `max_pool2d_with_stride` is used only when no gradient is needed: it cannot
+/// back-propagate when the kernel differs from the stride (MiniGoogLeNet's 3×3/2 pool), and in
+/// candle 0.11 its backward pass multiplies the gradient by the share of the window that holds
+/// the maximum (¼ for a single maximum in a 2×2 window) instead of dividing by the number of
+/// maxima, so a network trained through it gets a quarter of each gradient per pooling layer.
 pub fn max_pool2d_by_views(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
-    if kernel == stride {
+    if kernel == stride && !x.track_op() {
         return x.max_pool2d_with_stride(kernel, stride);
     }
     let (_, _, h, w) = x.dims4()?;
@@ -374,6 +463,29 @@ mod upsample_tests {
 }
 
 #[cfg(test)]
+mod pool_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn max_pool_by_views_sends_the_whole_gradient_to_the_maximum() {
+        // One 2×2 window with its maximum (4) at the bottom right: d(max)/dx is 1 there, 0
+        // elsewhere. (candle 0.11's own max-pool backward gives 0.25 there.)
+        let x = Var::new(&[[[[1f32, 2.0], [3.0, 4.0]]]], &Device::Cpu).unwrap();
+        let y = max_pool2d_by_views(&x, 2, 2).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [4.0]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), [0.0, 0.0, 0.0, 1.0]);
+        // The CPU kernel agrees.
+        let g = kernels::pool::max_pool2d(&x, 2, 2).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), [0.0, 0.0, 0.0, 1.0]);
+        // Without a gradient to track, candle's pooling gives the same values.
+        let plain = max_pool2d_by_views(&x.as_tensor().detach(), 2, 2).unwrap();
+        assert_eq!(plain.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [4.0]);
+    }
+}
+
+#[cfg(test)]
 mod batch_norm_tests {
     use super::*;
     use candle_core::{DType, Device};
@@ -381,6 +493,39 @@ mod batch_norm_tests {
 
     fn layer(varmap: &VarMap) -> BatchNorm {
         batch_norm(3, VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)).unwrap()
+    }
+
+    #[test]
+    fn folding_batch_norm_into_the_convolution_gives_conv_then_evaluation_mode_batch_norm() {
+        let dev = Device::Cpu;
+        let mut varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let conv = conv2d(2, 3, 3, 2, Padding::Same, KernelInit::GlorotUniform, vb.pp("conv")).unwrap();
+        let bn = batch_norm(3, vb.pp("bn")).unwrap();
+        // Running statistics and affine parameters far from their defaults; a non-zero conv bias.
+        for (name, values) in [
+            ("bn.running_mean", [0.3f32, -1.2, 2.0]),
+            ("bn.running_var", [0.25f32, 4.0, 0.01]),
+            ("bn.weight", [1.5f32, -0.5, 2.0]),
+            ("bn.bias", [0.2f32, 0.0, -1.0]),
+            ("conv.bias", [0.1f32, -0.4, 0.7]),
+        ] {
+            varmap.set_one(name, Tensor::new(&values, &dev).unwrap()).unwrap();
+        }
+        let x = Tensor::arange(0f32, 2.0 * 2.0 * 7.0 * 6.0, &dev).unwrap().reshape((2, 2, 7, 6)).unwrap().cos().unwrap();
+        let expected = bn.forward_t(&conv.forward(&x).unwrap(), false).unwrap();
+        let folded = conv.folded(&bn).unwrap();
+        let got = folded.forward(&x).unwrap();
+        let diff = (&got - &expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-4, "max difference {diff}");
+        let relu = folded.forward_relu(&x).unwrap();
+        let diff = (&relu - expected.relu().unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-4, "with ReLU: max difference {diff}");
+        // By hand for channel 2: s = 2/√(0.01 + 0.001), so kernel × s and bias (0.7 − 2)·s − 1.
+        let s = 2.0 / (0.01f32 + 1e-3).sqrt();
+        let (scale, shift) = bn.scale_and_shift().unwrap();
+        assert!((scale.to_vec1::<f32>().unwrap()[2] - s).abs() < 1e-3);
+        assert!((shift.to_vec1::<f32>().unwrap()[2] - (-1.0 - 2.0 * s)).abs() < 1e-3);
     }
 
     #[test]

@@ -18,8 +18,8 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{dense, ConvBnRelu, KernelInit, Padding};
-use super::{Dropout, Network};
+use super::layers::{dense, ConvBnRelu, FrozenConv, KernelInit, Padding};
+use super::{Dropout, Inference, Network};
 use crate::Error;
 
 /// Hyperparameters of [`MiniGoogLeNet`].
@@ -213,4 +213,51 @@ impl ModuleT for MiniGoogLeNet {
 }
 
 /// MiniGoogLeNet has no weight penalty (the Keras model sets no regulariser).
-impl Network for MiniGoogLeNet {}
+impl Network for MiniGoogLeNet {
+    /// Every conv module as one convolution with its batch norm folded in and the ReLU applied
+    /// as the output is written; dropout is the identity.
+    fn inference(&self) -> Result<Box<dyn Inference + '_>> {
+        let body = self
+            .body
+            .iter()
+            .map(|block| {
+                Ok(match block {
+                    Block::Inception(m) => FrozenBlock::Inception(m.branch1x1.frozen()?, m.branch3x3.frozen()?),
+                    Block::Downsample(m) => FrozenBlock::Downsample(m.conv.frozen()?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let classifier = Linear::new(self.classifier.weight().detach(), self.classifier.bias().map(Tensor::detach));
+        Ok(Box::new(FrozenMiniGoogLeNet { stem: self.stem.frozen()?, body, classifier }))
+    }
+}
+
+/// A stage of the body frozen for inference.
+enum FrozenBlock {
+    /// The 1×1 and 3×3 branches.
+    Inception(FrozenConv, FrozenConv),
+    /// The strided convolution (beside a max pool).
+    Downsample(FrozenConv),
+}
+
+/// A [`MiniGoogLeNet`] frozen for inference (see [`Network::inference`]).
+struct FrozenMiniGoogLeNet {
+    stem: FrozenConv,
+    body: Vec<FrozenBlock>,
+    classifier: Linear,
+}
+
+impl Inference for FrozenMiniGoogLeNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = self.stem.forward_relu(x)?;
+        for block in &self.body {
+            x = match block {
+                FrozenBlock::Inception(a, b) => Tensor::cat(&[a.forward_relu(&x)?, b.forward_relu(&x)?], 1)?,
+                FrozenBlock::Downsample(conv) => {
+                    Tensor::cat(&[conv.forward_relu(&x)?, super::layers::max_pool2d(&x, 3, 2)?], 1)?
+                }
+            };
+        }
+        self.classifier.forward(&x.avg_pool2d(7)?.flatten_from(1)?)
+    }
+}

@@ -1,7 +1,7 @@
 //! The coursework's multilayer perceptron: 3072 → 1000 → 1000 → 10 with ReLU, optional
 //! dropout on the input and after each hidden layer, optional L2 on the kernels.
 
-use super::{dropout::Dropout, init::glorot_uniform, Network};
+use super::{dropout::Dropout, init::glorot_uniform, Inference, Network};
 use crate::kernels::activation::relu;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, Linear, ModuleT, VarBuilder};
@@ -109,6 +109,31 @@ impl Network for Mlp {
     fn penalty(&self) -> Result<Option<Tensor>> {
         let kernels: Vec<Tensor> = self.layers.iter().map(|l| l.weight().clone()).collect();
         super::layers::l2_penalty(&kernels, self.l2)
+    }
+
+    /// The layers with detached weights (no autograd graph); dropout is the identity.
+    fn inference(&self) -> Result<Box<dyn Inference + '_>> {
+        let layers = self.layers.iter().map(|l| Linear::new(l.weight().detach(), l.bias().map(Tensor::detach))).collect();
+        Ok(Box::new(FrozenMlp { layers }))
+    }
+}
+
+/// An [`Mlp`] frozen for inference (see [`Network::inference`]).
+struct FrozenMlp {
+    layers: Vec<Linear>,
+}
+
+impl Inference for FrozenMlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.flatten_from(1)?;
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i < last {
+                h = relu(&h)?;
+            }
+        }
+        Ok(h)
     }
 }
 

@@ -18,8 +18,8 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{batch_norm_with_momentum, conv2d, dense, l2_penalty, BatchNorm, Conv2d, KernelInit, Padding};
-use super::Network;
+use super::layers::{batch_norm_with_momentum, conv2d, dense, l2_penalty, BatchNorm, Conv2d, FrozenConv, KernelInit, Padding};
+use super::{Inference, Network};
 use crate::kernels::activation::{add_relu, relu};
 use crate::Error;
 
@@ -191,5 +191,52 @@ impl Network for ResNet {
         let mut kernels = vec![self.stem_conv.weight().clone()];
         kernels.extend(self.blocks.iter().flat_map(|b| b.kernels()).cloned());
         l2_penalty(&kernels, self.l2)
+    }
+
+    /// Every batch norm folded into its convolution; each block is two convolutions, the second
+    /// adding the shortcut and applying the ReLU as it writes its output.
+    fn inference(&self) -> Result<Box<dyn Inference + '_>> {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(FrozenBlock {
+                    conv1: b.conv1.folded(&b.bn1)?,
+                    conv2: b.conv2.folded(&b.bn2)?,
+                    projection: b.projection.as_ref().map(Conv2d::frozen).transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let classifier = Linear::new(self.classifier.weight().detach(), self.classifier.bias().map(Tensor::detach));
+        Ok(Box::new(FrozenResNet { stem: self.stem_conv.folded(&self.stem_bn)?, blocks, classifier }))
+    }
+}
+
+/// A [`BasicBlock`] frozen for inference.
+struct FrozenBlock {
+    conv1: FrozenConv,
+    conv2: FrozenConv,
+    projection: Option<FrozenConv>,
+}
+
+/// A [`ResNet`] frozen for inference (see [`Network::inference`]).
+struct FrozenResNet {
+    stem: FrozenConv,
+    blocks: Vec<FrozenBlock>,
+    classifier: Linear,
+}
+
+impl Inference for FrozenResNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = self.stem.forward_relu(x)?;
+        for block in &self.blocks {
+            let y = block.conv1.forward_relu(&x)?;
+            let shortcut = match &block.projection {
+                Some(conv) => conv.forward(&x)?,
+                None => x,
+            };
+            x = block.conv2.forward_add_relu(&y, &shortcut)?;
+        }
+        self.classifier.forward(&x.avg_pool2d(8)?.flatten_from(1)?)
     }
 }

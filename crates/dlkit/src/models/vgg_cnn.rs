@@ -16,8 +16,8 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{conv2d, dense, l2_penalty, Conv2d, KernelInit, Padding};
-use super::{Dropout, Network};
+use super::layers::{conv2d, dense, l2_penalty, Conv2d, FrozenConv, KernelInit, Padding};
+use super::{Dropout, Inference, Network};
 use crate::kernels::activation::relu;
 use crate::Error;
 
@@ -137,5 +137,28 @@ impl Network for VggCnn {
         let kernels: Vec<Tensor> =
             self.convs.iter().flat_map(|(a, b)| [a.weight().clone(), b.weight().clone()]).collect();
         l2_penalty(&kernels, self.l2)
+    }
+
+    /// Each convolution applies its ReLU as it writes the output; dropout is the identity.
+    fn inference(&self) -> Result<Box<dyn Inference + '_>> {
+        let convs = self.convs.iter().map(|(a, b)| Ok((a.frozen()?, b.frozen()?))).collect::<Result<Vec<_>>>()?;
+        let classifier = Linear::new(self.classifier.weight().detach(), self.classifier.bias().map(Tensor::detach));
+        Ok(Box::new(FrozenVggCnn { convs, classifier }))
+    }
+}
+
+/// A [`VggCnn`] frozen for inference (see [`Network::inference`]).
+struct FrozenVggCnn {
+    convs: Vec<(FrozenConv, FrozenConv)>,
+    classifier: Linear,
+}
+
+impl Inference for FrozenVggCnn {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = x.clone();
+        for (conv1, conv2) in &self.convs {
+            x = super::layers::max_pool2d(&conv2.forward_relu(&conv1.forward_relu(&x)?)?, 2, 2)?;
+        }
+        self.classifier.forward(&x.flatten_from(1)?)
     }
 }
