@@ -194,6 +194,12 @@ impl History {
         self.series(|e| Some(e.lr))
     }
 
+    /// (iteration, learning rate) points, one per recorded optimisation step (empty unless the
+    /// run recorded iterations).
+    pub fn iteration_learning_rates(&self) -> Vec<(f64, f64)> {
+        self.iterations.iter().map(|i| (i.iteration as f64, i.lr)).collect()
+    }
+
     /// (epoch, value) points of a figure a callback added (see [`EpochRecord::extra`]).
     pub fn extra(&self, name: &str) -> Vec<(f64, f64)> {
         self.series(|e| e.extra.get(name).copied())
@@ -306,6 +312,14 @@ pub(crate) mod tests {
             eval_seconds: 0.5,
             extra: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn iteration_learning_rates_are_one_point_per_recorded_step() {
+        let step = |iteration, lr| IterationRecord { iteration, lr, loss: 1.0 };
+        let h = History { iterations: vec![step(0, 0.1), step(1, 0.2), step(2, 0.15)], ..History::default() };
+        assert_eq!(h.iteration_learning_rates(), vec![(0.0, 0.1), (1.0, 0.2), (2.0, 0.15)]);
+        assert!(History::default().iteration_learning_rates().is_empty());
     }
 
     #[test]

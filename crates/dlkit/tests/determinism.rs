@@ -6,24 +6,11 @@ use candle_nn::{Optimizer, VarMap};
 use dlkit::experiment::ModelChoice;
 use dlkit::optim::{vars_in_name_order, OptimizerConfig};
 
-/// A few seeded synthetic CIFAR-shaped batches (values from a fixed LCG, labels 0..9).
+mod common;
+
+/// A few seeded synthetic CIFAR-shaped batches (`common::synthetic_batches`).
 fn batches(count: usize, batch: usize) -> Vec<(Tensor, Tensor)> {
-    let mut state = 0x2545F4914F6CDD1Du64;
-    (0..count)
-        .map(|_| {
-            let pixels: Vec<f32> = (0..batch * 3 * 32 * 32)
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect();
-            let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7 + 3) % 10).collect();
-            (
-                Tensor::from_vec(pixels, (batch, 3, 32, 32), &Device::Cpu).unwrap(),
-                Tensor::from_vec(labels, batch, &Device::Cpu).unwrap(),
-            )
-        })
-        .collect()
+    common::synthetic_batches(count, batch, 0x2545F4914F6CDD1Du64, (7, 3))
 }
 
 /// Trains a seeded ResNet-8 with Adam on `data` and returns every variable's values, by name.

@@ -10,23 +10,11 @@ use dlkit::experiment::ModelChoice;
 use dlkit::optim::{vars_in_name_order, OptimizerConfig};
 use dlkit::runtime::{set_kernels, Kernels};
 
+mod common;
+
+/// A few seeded synthetic CIFAR-shaped batches (`common::synthetic_batches`).
 fn batches(count: usize, batch: usize) -> Vec<(Tensor, Tensor)> {
-    let mut state = 0x9E3779B97F4A7C15u64;
-    (0..count)
-        .map(|_| {
-            let pixels: Vec<f32> = (0..batch * 3 * 32 * 32)
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect();
-            let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 3 + 1) % 10).collect();
-            (
-                Tensor::from_vec(pixels, (batch, 3, 32, 32), &Device::Cpu).unwrap(),
-                Tensor::from_vec(labels, batch, &Device::Cpu).unwrap(),
-            )
-        })
-        .collect()
+    common::synthetic_batches(count, batch, 0x9E3779B97F4A7C15u64, (3, 1))
 }
 
 /// (per-step training losses, evaluation-mode logits on the first batch) of a seeded model

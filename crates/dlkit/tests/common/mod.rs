@@ -96,3 +96,30 @@ pub fn jpeg_declaring(width: u16, height: u16) -> Vec<u8> {
     bytes[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
     bytes
 }
+
+/// `count` synthetic CIFAR-shaped batches of `batch` images: pixels in [-1, 1) from a 64-bit LCG
+/// started at `seed`, labels `(i * label_step + label_offset) % 10` for image `i` of a batch.
+pub fn synthetic_batches(
+    count: usize,
+    batch: usize,
+    seed: u64,
+    (label_step, label_offset): (u32, u32),
+) -> Vec<(candle_core::Tensor, candle_core::Tensor)> {
+    use candle_core::{Device, Tensor};
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            let pixels: Vec<f32> = (0..batch * 3 * 32 * 32)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect();
+            let labels: Vec<u32> = (0..batch as u32).map(|i| (i * label_step + label_offset) % 10).collect();
+            (
+                Tensor::from_vec(pixels, (batch, 3, 32, 32), &Device::Cpu).expect("pixels match the shape"),
+                Tensor::from_vec(labels, batch, &Device::Cpu).expect("labels match the shape"),
+            )
+        })
+        .collect()
+}
