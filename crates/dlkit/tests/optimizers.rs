@@ -839,3 +839,54 @@ fn describe_lists_every_hyperparameter_without_the_tag() {
     }
     assert!(!d.contains("optimizer"), "{d}");
 }
+
+// ---------- parity with real tf.keras 2.x ----------
+
+/// dlkit's weights after each step for one configuration recorded by
+/// `bench/keras_optimizer_parity.py` (the same names and hyperparameters).
+fn dlkit_steps(name: &str) -> Result<Vec<[f64; 4]>> {
+    let sgd = |momentum, nesterov| SgdParams { learning_rate: 0.1, momentum, nesterov, weight_decay: 0.0 };
+    let rmsprop = RmsPropParams { learning_rate: 0.01, ..RmsPropParams::default() };
+    let adam = AdamParams { learning_rate: 0.01, ..AdamParams::default() };
+    match name {
+        "sgd" => run::<Sgd>(sgd(0.0, false), DType::F64),
+        "sgd-momentum" => run::<Sgd>(sgd(0.9, false), DType::F64),
+        "sgd-nesterov" => run::<Sgd>(sgd(0.9, true), DType::F64),
+        "adagrad" => run::<AdaGrad>(AdaGradParams { learning_rate: 0.1, ..AdaGradParams::default() }, DType::F64),
+        "rmsprop" => run::<RmsProp>(rmsprop, DType::F64),
+        "rmsprop-momentum-centered" => run::<RmsProp>(RmsPropParams { momentum: 0.9, centered: true, ..rmsprop }, DType::F64),
+        "adam" => run::<Adam>(adam, DType::F64),
+        "adam-amsgrad" => run::<Adam>(AdamParams { amsgrad: true, ..adam }, DType::F64),
+        "nadam" => run::<Nadam>(NadamParams { learning_rate: 0.01, ..NadamParams::default() }, DType::F64),
+        "adadelta" => run::<AdaDelta>(AdaDeltaParams { learning_rate: 1.0, ..AdaDeltaParams::default() }, DType::F64),
+        other => panic!("keras_optimizer_steps.json names an unknown configuration {other:?}"),
+    }
+}
+
+/// Every optimizer against the weights real tf_keras (optimizers.legacy, float64) produced from
+/// the same start and gradients; the recording is `tests/data/keras_optimizer_steps.json`, made
+/// by `bench/keras_optimizer_parity.py`. Run with `--nocapture` for the table of differences.
+///
+/// Tolerance 1e-7 relative: Keras keeps the hyperparameters (learning rate, ρ, β) in float32
+/// variables even for float64 weights (0.1 is 0.100000001490116), which moves its steps by
+/// ~1e-8 relative; a different rule (e.g. ε inside instead of outside the square root, or Keras
+/// 3's RMSprop) moves them by 1e-6 or more.
+#[test]
+fn keras_recorded_steps_match() -> Result<()> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keras_optimizer_steps.json");
+    let text = std::fs::read_to_string(path).expect("the Keras recording is in the repository");
+    let record: serde_json::Value = serde_json::from_str(&text).expect("the Keras recording is JSON");
+    assert_eq!(record["w0"], serde_json::json!(W0), "the recording starts where these tests do");
+    assert_eq!(record["grads"], serde_json::json!(GRADS), "the recording uses these tests' gradients");
+    let runs = record["runs"].as_object().expect("runs: an object");
+    assert_eq!(runs.len(), 10, "every configuration recorded");
+    println!("dlkit vs tf_keras {} (TensorFlow {}), 3 steps, float64:", record["tf_keras"], record["tensorflow"]);
+    for (name, run) in runs {
+        let keras: Vec<[f64; 4]> = serde_json::from_value(run["steps"].clone()).expect("steps: 3 × 4 numbers");
+        let ours = dlkit_steps(name)?;
+        let worst = ours.iter().flatten().zip(keras.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        println!("  {name:<26} max |dlkit − keras| = {worst:.2e}");
+        assert_close(&format!("{name} vs tf_keras"), &ours, &keras, 1e-7);
+    }
+    Ok(())
+}
