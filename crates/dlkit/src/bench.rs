@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use std::time::Instant;
 
 /// One measured workload.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Measurement {
     /// What was measured.
     pub workload: String,
@@ -56,18 +56,7 @@ pub struct Measurement {
 impl Measurement {
     /// `items` processed in `seconds` (samples, parameters, images), with no FLOP or byte count.
     pub fn new(workload: impl Into<String>, batch: usize, seconds: f64, items: f64) -> Self {
-        Measurement {
-            workload: workload.into(),
-            batch,
-            seconds,
-            rate: items / seconds,
-            gflops: None,
-            gbytes: None,
-            peak_rss_mib: None,
-            base_rss_mib: None,
-            last_over_first: None,
-            cpu_seconds: None,
-        }
+        Measurement { workload: workload.into(), batch, seconds, rate: items / seconds, ..Default::default() }
     }
 
     /// With the memory traffic: `bytes` moved per repetition.

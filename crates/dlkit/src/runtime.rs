@@ -183,13 +183,19 @@ impl Kernels {
     }
 }
 
+impl Kernels {
+    /// The value stored in `KERNELS` for this choice (0 means not decided yet).
+    fn code(self) -> u8 {
+        match self {
+            Kernels::Dlkit => 1,
+            Kernels::Candle => 2,
+        }
+    }
+}
+
 /// Use `kernels` from now on (see [`Kernels`]).
 pub fn set_kernels(kernels: Kernels) {
-    let code = match kernels {
-        Kernels::Dlkit => 1,
-        Kernels::Candle => 2,
-    };
-    KERNELS.store(code, std::sync::atomic::Ordering::Relaxed);
+    KERNELS.store(kernels.code(), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The kernels in use: the last [`set_kernels`], else `DLKIT_KERNELS`, else `Dlkit`. An
@@ -207,8 +213,7 @@ pub fn kernels() -> Kernels {
                 Err(_) => Kernels::Dlkit,
             };
             // Only the first reader decides; a concurrent `set_kernels` wins over the environment.
-            let code = if chosen == Kernels::Dlkit { 1 } else { 2 };
-            let _ = KERNELS.compare_exchange(0, code, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed);
+            let _ = KERNELS.compare_exchange(0, chosen.code(), std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed);
             kernels()
         }
     }

@@ -122,6 +122,11 @@ impl Conv2d {
     }
 }
 
+/// `linear` with detached weight and bias, for a model frozen for inference.
+pub fn frozen_linear(linear: &Linear) -> Linear {
+    Linear::new(linear.weight().detach(), linear.bias().map(Tensor::detach))
+}
+
 /// A convolution frozen for inference (see [`Conv2d::frozen`] and [`Conv2d::folded`]): its
 /// forward pass records no autograd graph and can apply the ReLU, or a residual block's shortcut
 /// add + ReLU, as it writes the output ([`kernels::conv::conv2d_inference`]).

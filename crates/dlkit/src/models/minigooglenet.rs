@@ -227,7 +227,7 @@ impl Network for MiniGoogLeNet {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let classifier = Linear::new(self.classifier.weight().detach(), self.classifier.bias().map(Tensor::detach));
+        let classifier = super::layers::frozen_linear(&self.classifier);
         Ok(Box::new(FrozenMiniGoogLeNet { stem: self.stem.frozen()?, body, classifier }))
     }
 }

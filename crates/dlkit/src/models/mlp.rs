@@ -113,7 +113,7 @@ impl Network for Mlp {
 
     /// The layers with detached weights (no autograd graph); dropout is the identity.
     fn inference(&self) -> Result<Box<dyn Inference + '_>> {
-        let layers = self.layers.iter().map(|l| Linear::new(l.weight().detach(), l.bias().map(Tensor::detach))).collect();
+        let layers = self.layers.iter().map(super::layers::frozen_linear).collect();
         Ok(Box::new(FrozenMlp { layers }))
     }
 }

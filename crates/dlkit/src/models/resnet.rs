@@ -207,7 +207,7 @@ impl Network for ResNet {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let classifier = Linear::new(self.classifier.weight().detach(), self.classifier.bias().map(Tensor::detach));
+        let classifier = super::layers::frozen_linear(&self.classifier);
         Ok(Box::new(FrozenResNet { stem: self.stem_conv.folded(&self.stem_bn)?, blocks, classifier }))
     }
 }

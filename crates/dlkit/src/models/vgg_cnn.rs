@@ -142,7 +142,7 @@ impl Network for VggCnn {
     /// Each convolution applies its ReLU as it writes the output; dropout is the identity.
     fn inference(&self) -> Result<Box<dyn Inference + '_>> {
         let convs = self.convs.iter().map(|(a, b)| Ok((a.frozen()?, b.frozen()?))).collect::<Result<Vec<_>>>()?;
-        let classifier = Linear::new(self.classifier.weight().detach(), self.classifier.bias().map(Tensor::detach));
+        let classifier = super::layers::frozen_linear(&self.classifier);
         Ok(Box::new(FrozenVggCnn { convs, classifier }))
     }
 }
