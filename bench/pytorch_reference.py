@@ -153,6 +153,16 @@ def median_seconds(step, warmup=1, repeats=5):
     return median_timing(step, warmup, repeats)[0]
 
 
+def train_step(model, opt, x, y):
+    """One training step as dlkit takes it: cross-entropy plus the model's L2 penalty, backward, update."""
+    opt.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    if model.l2:
+        loss = loss + model.l2 * sum((k * k).sum() for k in model.kernels())
+    loss.backward()
+    opt.step()
+
+
 def median_timing(step, warmup=1, repeats=5):
     """Median wall-clock and CPU seconds (this process, all threads) of one repetition."""
     for _ in range(warmup):
@@ -182,12 +192,7 @@ def train_step_rate(model, channels, batch):
     x, y = torch.randn(batch, channels, 32, 32), torch.arange(batch) % 10
 
     def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        if model.l2:
-            loss = loss + model.l2 * sum((k * k).sum() for k in model.kernels())
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x, y)
 
     wall, cpu = median_timing(step)
     return batch / wall, cpu
@@ -243,12 +248,7 @@ def epoch_seconds(build, make_optimizer, images, held_out, batch, augment):
     def epoch():
         model.train()
         for x, y in train:
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
-            if model.l2:
-                loss = loss + model.l2 * sum((k * k).sum() for k in model.kernels())
-            loss.backward()
-            opt.step()
+            train_step(model, opt, x, y)
         model.eval()
         with torch.no_grad():
             for start in range(0, len(val_y), EVALUATION_BATCH):
