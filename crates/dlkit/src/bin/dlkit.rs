@@ -1,4 +1,5 @@
-//! The `dlkit` command line: headless training, model summaries, benchmarks, data fetching.
+//! The `dlkit` command line: headless training, model summaries, benchmarks, data fetching and
+//! export.
 
 use clap::{Parser, Subcommand};
 use dlkit::augment::{Augmentation, RandomAffine, ShiftFlip};
@@ -56,6 +57,25 @@ enum Command {
     },
     /// Download the datasets (needs internet; offline it says what to do instead).
     Fetch,
+    /// Write the training, validation and test images a `train` run with the same flags uses,
+    /// as NumPy files (N×H×W×C uint8 images, uint8 labels), for Keras or PyTorch to train on.
+    Export {
+        /// cifar10 or fashion-mnist
+        #[arg(long, default_value = "cifar10")]
+        dataset: String,
+        /// As `train --limit`
+        #[arg(long)]
+        limit: Option<usize>,
+        /// As `train --validation`
+        #[arg(long)]
+        validation: Option<usize>,
+        /// As `train --data-seed` (or `--seed` where that is not given)
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Folder for train/validation/test _images.npy and _labels.npy
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -84,6 +104,10 @@ struct TrainArgs {
     validation: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Seed of the data subset and hold-out alone (default: --seed), so that several model
+    /// seeds can train on one split
+    #[arg(long)]
+    data_seed: Option<u64>,
     /// L2 factor on the kernels (Keras 'l2' = 0.01; the ResNet default is 1e-4)
     #[arg(long)]
     l2: Option<f64>,
@@ -140,6 +164,7 @@ fn main() -> ExitCode {
             bench(&device, smoke, only, json, &suite, isolate, step_index)
         }
         Command::Fetch => fetch(),
+        Command::Export { dataset, limit, validation, seed, out } => export(&dataset, limit, validation, seed, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,14 +227,7 @@ fn train_experiment(a: &TrainArgs) -> dlkit::Result<(Experiment, DataSpec)> {
         _ => {}
     }
     let optimizer = OptimizerConfig::from_name(&a.optimizer, a.lr)?;
-    if a.limit == Some(0) {
-        return Err(dlkit::Error::Config("--limit must be at least 1".into()));
-    }
-    if a.validation == Some(0) {
-        return Err(dlkit::Error::Config("--validation must be at least 1 (a validation set is needed)".into()));
-    }
-    let validation = a.validation.unwrap_or(a.limit.map_or(5000, |n| (n / 10).max(1)));
-    let test_limit = a.limit.map(|n| n.min(10_000));
+    let data = data_spec(dataset, a.limit, a.validation, a.data_seed.unwrap_or(a.seed))?;
     let monitor = Monitor::from_name(&a.monitor)?;
     let augmentation = match a.augment.as_str() {
         "none" => None,
@@ -233,7 +251,34 @@ fn train_experiment(a: &TrainArgs) -> dlkit::Result<(Experiment, DataSpec)> {
         reduce_lr: a.reduce_lr.map(|p| ReduceLrOnPlateau::new(monitor.clone(), 0.1, p)),
         ..Experiment::new("cli", &name, model, optimizer)
     };
-    Ok((experiment, DataSpec::new(dataset, a.limit, test_limit, validation, a.seed)))
+    Ok((experiment, data))
+}
+
+/// The data `--limit`, `--validation` and the data seed describe (nothing is loaded yet).
+fn data_spec(dataset: DatasetName, limit: Option<usize>, validation: Option<usize>, seed: u64) -> dlkit::Result<DataSpec> {
+    if limit == Some(0) {
+        return Err(dlkit::Error::Config("--limit must be at least 1".into()));
+    }
+    if validation == Some(0) {
+        return Err(dlkit::Error::Config("--validation must be at least 1 (a validation set is needed)".into()));
+    }
+    let validation = validation.unwrap_or(limit.map_or(5000, |n| (n / 10).max(1)));
+    let test_limit = limit.map(|n| n.min(10_000));
+    Ok(DataSpec::new(dataset, limit, test_limit, validation, seed))
+}
+
+/// `dlkit export`: the split as NumPy files under `out`.
+fn export(dataset: &str, limit: Option<usize>, validation: Option<usize>, seed: u64, out: &std::path::Path) -> dlkit::Result<()> {
+    let spec = data_spec(DatasetName::from_name(dataset)?, limit, validation, seed)?;
+    spec.check()?;
+    check_writable(out)?;
+    println!("loading {dataset} ...");
+    let splits = spec.splits()?;
+    for (name, d) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
+        dlkit::data::npy::save_dataset(d, out, name)?;
+        println!("{name}: {} images → {}", d.len(), out.join(format!("{name}_images.npy")).display());
+    }
+    Ok(())
 }
 
 /// Fail early, naming the folder, when the outputs cannot be written there.

@@ -10,6 +10,7 @@ pub mod candle_datasets;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod npy;
 
 pub use batches::{Batches, DeviceData, Normalization, KERAS_STD_EPSILON};
 

@@ -134,8 +134,9 @@ impl DataSpec {
         Ok(())
     }
 
-    /// Load, cut, split and scale the data, and move it to `device`.
-    pub fn prepare(&self, device: &Device) -> Result<Prepared> {
+    /// Load, cut and split the data (pixels still bytes): the images every run of this spec
+    /// trains, validates and tests on, in that order.
+    pub fn splits(&self) -> Result<Splits> {
         self.check()?;
         let per_class = |n: Option<usize>| n.map(|n| n.div_ceil(10));
         let tt = self.dataset.load(per_class(self.train_limit), per_class(self.test_limit))?;
@@ -153,6 +154,12 @@ impl DataSpec {
             }
             Split::TestSet => (train, test.clone()),
         };
+        Ok(Splits { train, validation, test })
+    }
+
+    /// Load, cut, split and scale the data, and move it to `device`.
+    pub fn prepare(&self, device: &Device) -> Result<Prepared> {
+        let Splits { train, validation, test } = self.splits()?;
         let normalization = match self.scaling {
             Scaling::UnitRange => Normalization::UnitRange,
             Scaling::Featurewise => Normalization::fitted_to(&train),
@@ -167,6 +174,17 @@ impl DataSpec {
             spec: self.clone(),
         })
     }
+}
+
+/// The training, validation and test images of a [`DataSpec`], as bytes.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    /// Images trained on.
+    pub train: Dataset,
+    /// Images validated on.
+    pub validation: Dataset,
+    /// Images tested on.
+    pub test: Dataset,
 }
 
 /// Training, validation and test data on a device, ready for any number of experiments.

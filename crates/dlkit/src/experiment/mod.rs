@@ -8,7 +8,7 @@ mod plan;
 mod record;
 mod run_set;
 
-pub use data::{DataSpec, DatasetName, Prepared, Scaling, Split};
+pub use data::{DataSpec, DatasetName, Prepared, Scaling, Split, Splits};
 pub use model::{ModelChoice, MODEL_NAMES};
 pub use plan::{plan, Plan, PlanRow};
 pub use record::RunRecord;
