@@ -153,11 +153,11 @@ pub fn machine() -> String {
 /// Which implementation runs the layers, activations and optimizer updates on the CPU.
 ///
 /// `Dlkit` (the default) uses the hand-written kernels of [`crate::kernels`] and the fused
-/// optimizer update. `Candle` uses candle's own convolution, batch norm, pooling and activations
-/// and the optimizers' tensor-op path: the code that runs on CUDA, so that path can be tested
-/// (and compared) on a machine without a GPU. Choose it with [`set_kernels`], or with the
-/// environment variable `DLKIT_KERNELS=candle` (read on first use). It applies to the layers'
-/// next forward pass and to optimizers built after the change.
+/// optimizer update. `Candle` uses candle's own convolution, batch norm, pooling, activations,
+/// dense layers and L2 sums and the optimizers' tensor-op path: the code that runs on CUDA, so
+/// that path can be tested (and compared) on a machine without a GPU. Choose it with
+/// [`set_kernels`], or with the environment variable `DLKIT_KERNELS=candle` (read on first
+/// use). It applies to the layers' next forward pass and to optimizers built after the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kernels {
     /// dlkit's CPU kernels (the default).

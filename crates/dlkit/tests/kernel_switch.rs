@@ -1,6 +1,6 @@
 //! `runtime::set_kernels(Kernels::Candle)` runs the code path CUDA takes (candle's convolution,
-//! batch norm, pooling, activations, the optimizers' tensor ops) on the CPU; a short training
-//! run gives the same history either way, within float rounding.
+//! batch norm, pooling, activations, dense layers, L2 sums, the optimizers' tensor ops) on the
+//! CPU; a short training run gives the same history either way, within float rounding.
 //!
 //! Its own test binary: the switch is process-wide.
 

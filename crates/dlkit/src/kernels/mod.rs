@@ -8,6 +8,10 @@
 //! optimizers and `VarMap`s work unchanged:
 //! - [`conv`]: convolution as im2col + GEMM, forward and both backward passes;
 //! - [`batch_norm`]: training-mode batch norm in two passes over the data, forward and backward;
+//! - [`linear`]: the dense layer `x·wᵀ + b`, forward and backward, each gradient written once in
+//!   its weight's layout (candle's matmul + transpose leaves the kernel gradient transposed, and
+//!   every later element-wise op on it strided);
+//! - [`penalty`]: `Σ w²` for the L2 penalty, one pass forward and one backward;
 //! - [`activation`]: ReLU and the residual add + ReLU with one-pass backward passes;
 //! - [`pool`]: max pooling with overlapping windows and its backward pass.
 //!
@@ -18,6 +22,8 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod conv;
+pub mod linear;
+pub mod penalty;
 pub mod pool;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
@@ -83,6 +89,29 @@ impl<'a> MatRef<'a> {
 /// A safe wrapper around the `gemm` crate (the kernels candle's own matmul uses), single-threaded:
 /// the callers parallelise over images.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
+    gemm_f32(m, n, k, dst, a, b, accumulate, gemm::Parallelism::None)
+}
+
+/// [`matmul`] spread over the current rayon pool's threads (for one large product, such as a
+/// dense layer's). `gemm` splits the output into blocks, not the sum over `k`, so each element
+/// is summed in the same order whatever the number of threads.
+pub(crate) fn matmul_parallel(m: usize, n: usize, k: usize, dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
+    let threads = rayon::current_num_threads();
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    gemm_f32(m, n, k, dst, a, b, accumulate, parallelism)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    a: MatRef,
+    b: MatRef,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     assert!(dst.len() >= m * n, "matmul destination too small");
     a.check(m, k);
     b.check(k, n);
@@ -117,7 +146,7 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: MatRef, b
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }

@@ -2,8 +2,8 @@
 //! dropout on the input and after each hidden layer, optional L2 on the kernels.
 
 use super::{dropout::Dropout, init::glorot_uniform, Inference, Network};
-use crate::kernels::activation::relu;
-use candle_core::{Module, Result, Tensor};
+use crate::kernels::{activation::relu, linear::linear};
+use candle_core::{Result, Tensor};
 use candle_nn::{Init, Linear, ModuleT, VarBuilder};
 
 /// How to build an [`Mlp`].
@@ -96,7 +96,7 @@ impl ModuleT for Mlp {
         let mut h = self.input_dropout.forward_t(&x.flatten_from(1)?, train)?;
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h)?;
+            h = linear(layer, &h)?;
             if i < last {
                 h = self.hidden_dropout[i].forward_t(&relu(&h)?, train)?;
             }
@@ -128,7 +128,7 @@ impl Inference for FrozenMlp {
         let mut h = x.flatten_from(1)?;
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h)?;
+            h = linear(layer, &h)?;
             if i < last {
                 h = relu(&h)?;
             }

@@ -87,9 +87,9 @@ pub fn l2_penalty(weights: &[&Tensor], lambda: f64) -> candle_core::Result<Tenso
     let (first, rest) = weights
         .split_first()
         .ok_or_else(|| crate::Error::Config("l2_penalty needs at least one weight tensor".to_string()))?;
-    let mut sum = first.sqr()?.sum_all()?;
+    let mut sum = crate::kernels::penalty::sum_of_squares(first)?;
     for w in rest {
-        sum = (sum + w.sqr()?.sum_all()?)?;
+        sum = (sum + crate::kernels::penalty::sum_of_squares(w)?)?;
     }
     sum.affine(lambda, 0.0)
 }
