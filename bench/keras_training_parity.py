@@ -53,7 +53,7 @@ def cpu_name():
 def dlkit_binary(out):
     """A copy of the release binary, so that a rebuild during the run cannot change it."""
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "dlkit", "--bin", "dlkit"], cwd=ROOT, check=True)
-    copy = os.path.join(out, "dlkit")
+    copy = os.path.join(out, "dlkit-binary")
     shutil.copy2(os.path.join(ROOT, "target", "release", "dlkit"), copy)
     return copy
 

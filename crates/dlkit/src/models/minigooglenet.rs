@@ -15,7 +15,7 @@
 //! and a 3×3 stride-2 max pool. Keras defaults throughout (glorot uniform, biases, no L2).
 //! Keras's final softmax is left to the cross-entropy loss: the model returns logits.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::layers::{dense, ConvBnRelu, FrozenConv, KernelInit, Padding};
@@ -208,7 +208,7 @@ impl ModuleT for MiniGoogLeNet {
         }
         let x = x.avg_pool2d(7)?;
         let x = self.dropout.forward_t(&x, train)?.flatten_from(1)?;
-        self.classifier.forward(&x)
+        crate::kernels::linear::linear(&self.classifier, &x)
     }
 }
 
@@ -258,6 +258,6 @@ impl Inference for FrozenMiniGoogLeNet {
                 }
             };
         }
-        self.classifier.forward(&x.avg_pool2d(7)?.flatten_from(1)?)
+        crate::kernels::linear::linear(&self.classifier, &x.avg_pool2d(7)?.flatten_from(1)?)
     }
 }

@@ -181,7 +181,7 @@ impl ModuleT for ResNet {
             x = block.forward_t(&x, train)?;
         }
         let x = x.avg_pool2d(8)?.flatten_from(1)?;
-        self.classifier.forward(&x)
+        crate::kernels::linear::linear(&self.classifier, &x)
     }
 }
 
@@ -237,6 +237,6 @@ impl Inference for FrozenResNet {
             };
             x = block.conv2.forward_add_relu(&y, &shortcut)?;
         }
-        self.classifier.forward(&x.avg_pool2d(8)?.flatten_from(1)?)
+        crate::kernels::linear::linear(&self.classifier, &x.avg_pool2d(8)?.flatten_from(1)?)
     }
 }

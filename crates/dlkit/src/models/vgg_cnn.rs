@@ -127,7 +127,7 @@ impl ModuleT for VggCnn {
             x = super::layers::max_pool2d(&relu(&conv2.forward(&relu(&conv1.forward(&x)?)?)?)?, 2, 2)?;
         }
         let x = self.dropout.forward_t(&x, train)?.flatten_from(1)?;
-        self.classifier.forward(&x)
+        crate::kernels::linear::linear(&self.classifier, &x)
     }
 }
 
@@ -159,6 +159,6 @@ impl Inference for FrozenVggCnn {
         for (conv1, conv2) in &self.convs {
             x = super::layers::max_pool2d(&conv2.forward_relu(&conv1.forward_relu(&x)?)?, 2, 2)?;
         }
-        self.classifier.forward(&x.flatten_from(1)?)
+        crate::kernels::linear::linear(&self.classifier, &x.flatten_from(1)?)
     }
 }
