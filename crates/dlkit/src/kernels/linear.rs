@@ -20,19 +20,40 @@ pub fn forward(batch: usize, inputs: usize, outputs: usize, x: &[f32], w: &[f32]
     y
 }
 
-/// `(dx, dw, db)` for the upstream gradient `dy` (`batch × outputs`).
-pub fn backward(batch: usize, inputs: usize, outputs: usize, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut dx = vec![0.0; batch * inputs];
-    matmul_parallel(batch, inputs, outputs, &mut dx, MatRef::rows(dy, outputs), MatRef::rows(w, inputs), false);
-    let mut dw = vec![0.0; outputs * inputs];
-    matmul_parallel(outputs, inputs, batch, &mut dw, MatRef::transposed(dy, outputs), MatRef::rows(x, inputs), false);
-    let mut db = vec![0.0; outputs];
-    for row in dy.chunks_exact(outputs) {
-        for (s, v) in db.iter_mut().zip(row) {
-            *s += v;
+/// The gradients of a dense layer; `None` for those not asked for.
+pub struct Gradients {
+    /// `dy · w`, `batch × inputs`.
+    pub input: Option<Vec<f32>>,
+    /// `dyᵀ · x`, `outputs × inputs`.
+    pub kernel: Option<Vec<f32>>,
+    /// Column sums of `dy`, `outputs`.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// The gradients for the upstream gradient `dy` (`batch × outputs`): the input's only when
+/// `input` (a network's first layer skips that product, a quarter of the MLP's backward
+/// work), the kernel's and the bias's only when `kernel`.
+pub fn backward(batch: usize, (inputs, outputs): (usize, usize), x: &[f32], w: &[f32], dy: &[f32], input: bool, kernel: bool) -> Gradients {
+    let dx = input.then(|| {
+        let mut dx = vec![0.0; batch * inputs];
+        matmul_parallel(batch, inputs, outputs, &mut dx, MatRef::rows(dy, outputs), MatRef::rows(w, inputs), false);
+        dx
+    });
+    let dw = kernel.then(|| {
+        let mut dw = vec![0.0; outputs * inputs];
+        matmul_parallel(outputs, inputs, batch, &mut dw, MatRef::transposed(dy, outputs), MatRef::rows(x, inputs), false);
+        dw
+    });
+    let db = kernel.then(|| {
+        let mut db = vec![0.0; outputs];
+        for row in dy.chunks_exact(outputs) {
+            for (s, v) in db.iter_mut().zip(row) {
+                *s += v;
+            }
         }
-    }
-    (dx, dw, db)
+        db
+    });
+    Gradients { input: dx, kernel: dw, bias: db }
 }
 
 /// The dense layer as a candle custom op on (input, weight, bias).
@@ -80,12 +101,16 @@ impl CustomOp3 for LinearOp {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (batch, inputs, outputs) = dims(x.shape(), w.shape())?;
-        let (dx, dw, db) = with_f32(x, self.name(), |xv| {
-            with_f32(w, self.name(), |wv| with_f32(dy, self.name(), |dyv| Ok(backward(batch, inputs, outputs, xv, wv, dyv))))
+        let (input, kernel) = (x.track_op(), w.track_op() || bias.track_op());
+        let grads = with_f32(x, self.name(), |xv| {
+            with_f32(w, self.name(), |wv| {
+                with_f32(dy, self.name(), |dyv| Ok(backward(batch, (inputs, outputs), xv, wv, dyv, input, kernel)))
+            })
         })?;
-        let tensor = |values: Vec<f32>, like: &Tensor| -> Result<Option<Tensor>> {
-            like.track_op().then(|| Tensor::from_vec(values, like.shape(), like.device())).transpose()
+        let tensor = |values: Option<Vec<f32>>, like: &Tensor| -> Result<Option<Tensor>> {
+            values.filter(|_| like.track_op()).map(|v| Tensor::from_vec(v, like.shape(), like.device())).transpose()
         };
+        let (dx, dw, db) = (grads.input, grads.kernel, grads.bias);
         Ok((tensor(dx, x)?, tensor(dw, w)?, tensor(db, bias)?))
     }
 }
@@ -154,5 +179,19 @@ mod tests {
             close(g_ours.get(var).unwrap(), g_ref.get(var).unwrap(), what);
         }
         assert!(g_ours.get(&w).unwrap().is_contiguous(), "the kernel gradient is written in w's layout");
+    }
+
+    #[test]
+    fn an_untracked_input_gets_no_gradient_and_the_weights_still_do() {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[1f32, 2.]], &dev).unwrap(); // data, not a variable
+        let w = Var::from_vec(vec![1f32, 0., 0., 1., 1., 1.], (3, 2), &dev).unwrap();
+        let b = Var::from_vec(vec![0f32; 3], 3, &dev).unwrap();
+        let layer = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()));
+        let y = linear(&layer, &x).unwrap();
+        let grads = (y * Tensor::new(&[[1f32, 2., 3.]], &dev).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(&x).is_none());
+        assert_eq!(grads.get(&w).unwrap().to_vec2::<f32>().unwrap(), [[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]]);
+        assert_eq!(grads.get(&b).unwrap().to_vec1::<f32>().unwrap(), [1.0, 2.0, 3.0]);
     }
 }
