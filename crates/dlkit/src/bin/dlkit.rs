@@ -60,15 +60,8 @@ enum Command {
     /// Write the training, validation and test images a `train` run with the same flags uses,
     /// as NumPy files (N×H×W×C uint8 images, uint8 labels), for Keras or PyTorch to train on.
     Export {
-        /// cifar10 or fashion-mnist
-        #[arg(long, default_value = "cifar10")]
-        dataset: String,
-        /// As `train --limit`
-        #[arg(long)]
-        limit: Option<usize>,
-        /// As `train --validation`
-        #[arg(long)]
-        validation: Option<usize>,
+        #[command(flatten)]
+        data: DataArgs,
         /// As `train --data-seed` (or `--seed` where that is not given)
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -78,11 +71,39 @@ enum Command {
     },
 }
 
+/// Which images a run uses (`train` and `export` share these flags).
 #[derive(clap::Args)]
-struct TrainArgs {
+struct DataArgs {
     /// cifar10 or fashion-mnist
     #[arg(long, default_value = "cifar10")]
     dataset: String,
+    /// Use at most this many training images (and as many test images, up to the whole test set)
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Training images held out for validation (default 5000, or a tenth of --limit)
+    #[arg(long)]
+    validation: Option<usize>,
+}
+
+impl DataArgs {
+    /// The data these flags and `seed` describe (nothing is loaded yet).
+    fn spec(&self, seed: u64) -> dlkit::Result<DataSpec> {
+        if self.limit == Some(0) {
+            return Err(dlkit::Error::Config("--limit must be at least 1".into()));
+        }
+        if self.validation == Some(0) {
+            return Err(dlkit::Error::Config("--validation must be at least 1 (a validation set is needed)".into()));
+        }
+        let validation = self.validation.unwrap_or(self.limit.map_or(5000, |n| (n / 10).max(1)));
+        let test_limit = self.limit.map(|n| n.min(10_000));
+        Ok(DataSpec::new(DatasetName::from_name(&self.dataset)?, self.limit, test_limit, validation, seed))
+    }
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
     /// mlp, mlp-dropout, vgg-cnn, resnet20 (any resnet6n+2), minigooglenet
     #[arg(long, default_value = "mlp")]
     model: String,
@@ -96,12 +117,6 @@ struct TrainArgs {
     epochs: usize,
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    /// Use at most this many training images (and as many test images, up to the whole test set)
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Training images held out for validation (default 5000, or a tenth of --limit)
-    #[arg(long)]
-    validation: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Seed of the data subset and hold-out alone (default: --seed), so that several model
@@ -164,7 +179,7 @@ fn main() -> ExitCode {
             bench(&device, smoke, only, json, &suite, isolate, step_index)
         }
         Command::Fetch => fetch(),
-        Command::Export { dataset, limit, validation, seed, out } => export(&dataset, limit, validation, seed, &out),
+        Command::Export { data, seed, out } => export(&data, seed, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,7 +204,7 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
     };
     check_writable(&outputs.folder)?;
     let device = device_from_name(&a.device)?;
-    println!("loading {} ...", a.dataset);
+    println!("loading {} ...", a.data.dataset);
     let data = spec.prepare(&device)?;
     println!("{} on {}", data.describe(), dlkit::runs::device_name(&device));
     let record = experiment.run_with(&data, Mode::Full, &outputs)?;
@@ -217,7 +232,7 @@ fn train(a: TrainArgs) -> dlkit::Result<()> {
 
 /// The experiment and data the flags describe (nothing is loaded yet).
 fn train_experiment(a: &TrainArgs) -> dlkit::Result<(Experiment, DataSpec)> {
-    let dataset = DatasetName::from_name(&a.dataset)?;
+    let dataset = DatasetName::from_name(&a.data.dataset)?;
     let mut model = ModelChoice::from_name(&a.model, dataset.channels())?;
     match (a.l2, &mut model) {
         (Some(l2), ModelChoice::Mlp(c)) => c.l2 = l2,
@@ -227,7 +242,7 @@ fn train_experiment(a: &TrainArgs) -> dlkit::Result<(Experiment, DataSpec)> {
         _ => {}
     }
     let optimizer = OptimizerConfig::from_name(&a.optimizer, a.lr)?;
-    let data = data_spec(dataset, a.limit, a.validation, a.data_seed.unwrap_or(a.seed))?;
+    let data = a.data.spec(a.data_seed.unwrap_or(a.seed))?;
     let monitor = Monitor::from_name(&a.monitor)?;
     let augmentation = match a.augment.as_str() {
         "none" => None,
@@ -240,7 +255,7 @@ fn train_experiment(a: &TrainArgs) -> dlkit::Result<(Experiment, DataSpec)> {
         })?),
         other => return Err(dlkit::Error::Config(format!("--augment `{other}`: use none, shift-flip or keras-shift-flip"))),
     };
-    let name = format!("{}-{}-{}", a.dataset, a.model, a.optimizer);
+    let name = format!("{}-{}-{}", a.data.dataset, a.model, a.optimizer);
     let experiment = Experiment {
         epochs: a.epochs,
         batch_size: a.batch_size,
@@ -254,25 +269,12 @@ fn train_experiment(a: &TrainArgs) -> dlkit::Result<(Experiment, DataSpec)> {
     Ok((experiment, data))
 }
 
-/// The data `--limit`, `--validation` and the data seed describe (nothing is loaded yet).
-fn data_spec(dataset: DatasetName, limit: Option<usize>, validation: Option<usize>, seed: u64) -> dlkit::Result<DataSpec> {
-    if limit == Some(0) {
-        return Err(dlkit::Error::Config("--limit must be at least 1".into()));
-    }
-    if validation == Some(0) {
-        return Err(dlkit::Error::Config("--validation must be at least 1 (a validation set is needed)".into()));
-    }
-    let validation = validation.unwrap_or(limit.map_or(5000, |n| (n / 10).max(1)));
-    let test_limit = limit.map(|n| n.min(10_000));
-    Ok(DataSpec::new(dataset, limit, test_limit, validation, seed))
-}
-
 /// `dlkit export`: the split as NumPy files under `out`.
-fn export(dataset: &str, limit: Option<usize>, validation: Option<usize>, seed: u64, out: &std::path::Path) -> dlkit::Result<()> {
-    let spec = data_spec(DatasetName::from_name(dataset)?, limit, validation, seed)?;
+fn export(data: &DataArgs, seed: u64, out: &std::path::Path) -> dlkit::Result<()> {
+    let spec = data.spec(seed)?;
     spec.check()?;
     check_writable(out)?;
-    println!("loading {dataset} ...");
+    println!("loading {} ...", data.dataset);
     let splits = spec.splits()?;
     for (name, d) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
         dlkit::data::npy::save_dataset(d, out, name)?;

@@ -11,7 +11,7 @@
 //! Images are processed in parallel (rayon), each with a single-threaded GEMM. A 1×1 convolution
 //! with stride 1 and no padding needs no im2col: the image already is its column matrix.
 
-use super::{f32_slice, matmul, with_f32, MatRef};
+use super::{f32_slice, gradient_tensor, matmul, with_f32, MatRef};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -502,11 +502,7 @@ impl CustomOp3 for Conv2dOp {
         let grads = with_f32(x, self.name(), |xv| {
             with_f32(w, self.name(), |wv| with_f32(dy, self.name(), |dyv| Ok(backward(&g, xv, wv, dyv, input, kernel))))
         })?;
-        let tensor = |values: Option<Vec<f32>>, like: &Tensor| -> Result<Option<Tensor>> {
-            values.filter(|_| like.track_op()).map(|v| Tensor::from_vec(v, like.shape(), like.device())).transpose()
-        };
-        let (dx, dw, db) = (tensor(grads.input, x)?, tensor(grads.kernel, w)?, tensor(grads.bias, bias)?);
-        Ok((dx, dw, db))
+        Ok((gradient_tensor(grads.input, x)?, gradient_tensor(grads.kernel, w)?, gradient_tensor(grads.bias, bias)?))
     }
 }
 

@@ -10,7 +10,7 @@
 //! `[inputs, outputs]` product, and adding the L2 penalty's gradient or updating the weight then
 //! walks it with a stride. Here every product is one multithreaded GEMM into a contiguous buffer.
 
-use super::{f32_slice, matmul_parallel, with_f32, MatRef};
+use super::{f32_slice, gradient_tensor, matmul_parallel, with_f32, MatRef};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `y = x·wᵀ + b` for row-major `x` (`batch × inputs`) and `w` (`outputs × inputs`).
@@ -107,11 +107,7 @@ impl CustomOp3 for LinearOp {
                 with_f32(dy, self.name(), |dyv| Ok(backward(batch, (inputs, outputs), xv, wv, dyv, input, kernel)))
             })
         })?;
-        let tensor = |values: Option<Vec<f32>>, like: &Tensor| -> Result<Option<Tensor>> {
-            values.filter(|_| like.track_op()).map(|v| Tensor::from_vec(v, like.shape(), like.device())).transpose()
-        };
-        let (dx, dw, db) = (grads.input, grads.kernel, grads.bias);
-        Ok((tensor(dx, x)?, tensor(dw, w)?, tensor(db, bias)?))
+        Ok((gradient_tensor(grads.input, x)?, gradient_tensor(grads.kernel, w)?, gradient_tensor(grads.bias, bias)?))
     }
 }
 

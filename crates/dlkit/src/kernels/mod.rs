@@ -56,6 +56,12 @@ pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result
     }
 }
 
+/// A custom op's gradient for `like` as a tensor of its shape, or `None` when `like` is not
+/// tracked (no gradient asked for) or none was computed.
+pub(crate) fn gradient_tensor(values: Option<Vec<f32>>, like: &Tensor) -> Result<Option<Tensor>> {
+    values.filter(|_| like.track_op()).map(|v| Tensor::from_vec(v, like.shape(), like.device())).transpose()
+}
+
 /// A row-major or transposed view of a matrix inside a slice: element (r, c) is at
 /// `r * row_stride + c * col_stride`.
 #[derive(Debug, Clone, Copy)]
