@@ -11,7 +11,7 @@
 //! Images are processed in parallel (rayon), each with a single-threaded GEMM. A 1×1 convolution
 //! with stride 1 and no padding needs no im2col: the image already is its column matrix.
 
-use super::{f32_slice, gradient_tensor, matmul, with_f32, MatRef};
+use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul, with_f32, MatRef};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -512,15 +512,7 @@ impl CustomOp3 for Conv2dOp {
 /// it is candle's `conv2d` followed by a broadcast add, so the same model runs on CUDA.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
     if super::applies_to(x) && super::applies_to(w) {
-        let zeros;
-        let bias = match bias {
-            Some(b) => b,
-            None => {
-                zeros = Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?;
-                &zeros
-            }
-        };
-        x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv2dOp { stride, padding })
+        x.contiguous()?.apply_op3(&w.contiguous()?, &bias_or_zeros(bias, w)?, Conv2dOp { stride, padding })
     } else {
         let y = x.conv2d(w, padding, stride, 1, 1)?;
         match bias {

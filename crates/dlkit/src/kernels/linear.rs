@@ -10,7 +10,7 @@
 //! `[inputs, outputs]` product, and adding the L2 penalty's gradient or updating the weight then
 //! walks it with a stride. Here every product is one multithreaded GEMM into a contiguous buffer.
 
-use super::{f32_slice, gradient_tensor, matmul_parallel, with_f32, MatRef};
+use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul_parallel, with_f32, MatRef};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `y = x·wᵀ + b` for row-major `x` (`batch × inputs`) and `w` (`outputs × inputs`).
@@ -119,15 +119,7 @@ pub fn linear(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
     if !(super::applies_to(x) && super::applies_to(w) && x.rank() == 2) {
         return layer.forward(x);
     }
-    let zeros;
-    let b = match layer.bias() {
-        Some(b) => b,
-        None => {
-            zeros = Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?;
-            &zeros
-        }
-    };
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearOp)
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias_or_zeros(layer.bias(), w)?, LinearOp)
 }
 
 #[cfg(test)]

@@ -56,6 +56,15 @@ pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result
     }
 }
 
+/// A layer's bias as a contiguous tensor, or zeros (one per output, `w`'s first dimension) for a
+/// layer without one: the custom ops always take a bias.
+pub(crate) fn bias_or_zeros(bias: Option<&Tensor>, w: &Tensor) -> Result<Tensor> {
+    match bias {
+        Some(b) => b.contiguous(),
+        None => Tensor::zeros(w.dim(0)?, w.dtype(), w.device()),
+    }
+}
+
 /// A custom op's gradient for `like` as a tensor of its shape, or `None` when `like` is not
 /// tracked (no gradient asked for) or none was computed.
 pub(crate) fn gradient_tensor(values: Option<Vec<f32>>, like: &Tensor) -> Result<Option<Tensor>> {
