@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor};
 use candle_nn::{Optimizer, VarMap};
 use dlkit::experiment::ModelChoice;
-use dlkit::models::MiniGoogLeNetConfig;
+use dlkit::models::{MiniGoogLeNetConfig, ResNetDConfig};
 use dlkit::optim::{vars_in_name_order, OptimizerConfig};
 
 fn images(batch: usize, channels: usize, seed: u64) -> Tensor {
@@ -26,6 +26,8 @@ fn frozen_models_give_the_evaluation_mode_logits() {
         (ModelChoice::from_name("resnet8", 3).unwrap(), 3),
         (narrow, 1),
         (ModelChoice::from_name("vgg-cnn", 3).unwrap(), 3),
+        // Stride-2 blocks with an average-pooled projection, squeeze-excitation gates.
+        (ModelChoice::ResNetD(ResNetDConfig::default().reduced()), 3),
     ];
     for (choice, channels) in models {
         let varmap = VarMap::new();

@@ -38,9 +38,10 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 
-use super::layers::{conv2d_no_bias, pytorch_batch_norm, BatchNorm, Conv2d, KernelInit, Padding};
-use super::{Dropout, Network};
+use super::layers::{conv2d_no_bias, frozen_linear, pytorch_batch_norm, BatchNorm, Conv2d, FrozenConv, KernelInit, Padding};
+use super::{Dropout, Inference, Network};
 use crate::kernels::activation::{add_relu, relu};
+use crate::kernels::linear::linear;
 use crate::Error;
 
 /// Bottleneck widths of the four stages (the block outputs are 4× as wide).
@@ -176,6 +177,13 @@ impl ModuleT for ConvBn {
     }
 }
 
+impl ConvBn {
+    /// The convolution with its batch norm folded in, for inference.
+    fn folded(&self) -> Result<FrozenConv> {
+        self.conv.folded(&self.bn)
+    }
+}
+
 /// Squeeze-and-excitation: `x · sigmoid(W₂·relu(W₁·mean_hw(x) + b₁) + b₂)` per channel.
 #[derive(Debug, Clone)]
 struct SqueezeExcitation {
@@ -205,6 +213,26 @@ impl Module for SqueezeExcitation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, _, _) = x.dims4()?;
         x.broadcast_mul(&self.gate(x)?.reshape((n, c, 1, 1))?)
+    }
+}
+
+/// A [`SqueezeExcitation`] frozen for inference: detached weights, the dense-layer kernel.
+struct FrozenSe {
+    reduce: Linear,
+    expand: Linear,
+}
+
+impl FrozenSe {
+    fn new(se: &SqueezeExcitation) -> Self {
+        FrozenSe { reduce: frozen_linear(&se.reduce), expand: frozen_linear(&se.expand) }
+    }
+
+    /// `x` with each channel scaled by its gate.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, _, _) = x.dims4()?;
+        let hidden = relu(&linear(&self.reduce, &x.mean((2, 3))?)?)?;
+        let gate = candle_nn::ops::sigmoid(&linear(&self.expand, &hidden)?)?;
+        x.broadcast_mul(&gate.reshape((n, c, 1, 1))?)
     }
 }
 
@@ -326,7 +354,71 @@ impl ModuleT for ResNetD {
 }
 
 /// No penalty term: PyTorch-style training decays the weights in the optimizer instead.
-impl Network for ResNetD {}
+impl Network for ResNetD {
+    /// Every batch norm folded into its convolution; the ReLUs applied as the convolutions
+    /// write their outputs.
+    fn inference(&self) -> Result<Box<dyn Inference + '_>> {
+        let stem = self.stem.iter().map(ConvBn::folded).collect::<Result<Vec<_>>>()?;
+        let blocks = self.blocks.iter().map(FrozenBottleneck::new).collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(FrozenResNetD { stem, blocks, classifier: frozen_linear(&self.classifier) }))
+    }
+}
+
+/// A [`Bottleneck`] frozen for inference.
+struct FrozenBottleneck {
+    reduce: FrozenConv,
+    conv3x3: FrozenConv,
+    expand: FrozenConv,
+    se: FrozenSe,
+    /// Whether the shortcut average-pools before its projection, and the projection.
+    shortcut: Option<(bool, FrozenConv)>,
+}
+
+impl FrozenBottleneck {
+    fn new(block: &Bottleneck) -> Result<Self> {
+        let shortcut = match &block.shortcut {
+            Some(s) => Some((s.pool, s.projection.folded()?)),
+            None => None,
+        };
+        Ok(FrozenBottleneck {
+            reduce: block.reduce.folded()?,
+            conv3x3: block.conv3x3.folded()?,
+            expand: block.expand.folded()?,
+            se: FrozenSe::new(&block.se),
+            shortcut,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.conv3x3.forward_relu(&self.reduce.forward_relu(x)?)?;
+        let y = self.se.forward(&self.expand.forward(&y)?)?;
+        match &self.shortcut {
+            Some((true, projection)) => add_relu(&projection.forward(&x.avg_pool2d(2)?)?, &y),
+            Some((false, projection)) => add_relu(&projection.forward(x)?, &y),
+            None => add_relu(x, &y),
+        }
+    }
+}
+
+/// A [`ResNetD`] frozen for inference (see [`Network::inference`]); dropout is the identity.
+struct FrozenResNetD {
+    stem: Vec<FrozenConv>,
+    blocks: Vec<FrozenBottleneck>,
+    classifier: Linear,
+}
+
+impl Inference for FrozenResNetD {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = x.clone();
+        for conv in &self.stem {
+            x = conv.forward_relu(&x)?;
+        }
+        for block in &self.blocks {
+            x = block.forward(&x)?;
+        }
+        linear(&self.classifier, &x.mean((2, 3))?)
+    }
+}
 
 #[cfg(test)]
 mod tests {
