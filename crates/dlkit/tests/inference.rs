@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor};
 use candle_nn::{Optimizer, VarMap};
 use dlkit::experiment::ModelChoice;
-use dlkit::models::{MiniGoogLeNetConfig, ResNetDConfig};
+use dlkit::models::{AttentionResNetConfig, MiniGoogLeNetConfig, ResNetDConfig, Shortcut};
 use dlkit::optim::{vars_in_name_order, OptimizerConfig};
 
 fn images(batch: usize, channels: usize, seed: u64) -> Tensor {
@@ -28,6 +28,17 @@ fn frozen_models_give_the_evaluation_mode_logits() {
         (ModelChoice::from_name("vgg-cnn", 3).unwrap(), 3),
         // Stride-2 blocks with an average-pooled projection, squeeze-excitation gates.
         (ModelChoice::ResNetD(ResNetDConfig::default().reduced()), 3),
+        // Pre-activation units with projections everywhere, a stem batch norm.
+        (ModelChoice::AttentionResNet(AttentionResNetConfig::mini().narrow(4)), 3),
+        // Nested soft masks with skip connections, identity shortcuts, no stem batch norm, a
+        // batch norm + ReLU before the pool.
+        (
+            ModelChoice::AttentionResNet(AttentionResNetConfig {
+                shortcut: Shortcut::IdentityWhereShapeKept,
+                ..AttentionResNetConfig::paper().narrow(8).regularised(0.2, 1e-4)
+            }),
+            3,
+        ),
     ];
     for (choice, channels) in models {
         let varmap = VarMap::new();

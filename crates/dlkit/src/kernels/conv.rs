@@ -309,8 +309,20 @@ pub enum Epilogue<R> {
     Identity,
     /// `max(y, 0)`.
     Relu,
+    /// `y + r` with `r` shaped like the output (`B × O × Ho × Wo`): a pre-activation unit's sum.
+    Add(R),
     /// `max(y + r, 0)` with `r` shaped like the output (`B × O × Ho × Wo`).
     AddRelu(R),
+}
+
+impl<R> Epilogue<R> {
+    /// The residual this epilogue adds, if any.
+    fn residual(&self) -> Option<&R> {
+        match self {
+            Epilogue::Add(r) | Epilogue::AddRelu(r) => Some(r),
+            Epilogue::Identity | Epilogue::Relu => None,
+        }
+    }
 }
 
 impl Epilogue<&[f32]> {
@@ -319,6 +331,10 @@ impl Epilogue<&[f32]> {
         match self {
             Epilogue::Identity => dst.copy_from_slice(src),
             Epilogue::Relu => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s.max(0.0)),
+            Epilogue::Add(r) => {
+                let r = &r[offset..offset + dst.len()];
+                dst.iter_mut().zip(src).zip(r).for_each(|((d, &s), &r)| *d = s + r);
+            }
             Epilogue::AddRelu(r) => {
                 let r = &r[offset..offset + dst.len()];
                 dst.iter_mut().zip(src).zip(r).for_each(|((d, &s), &r)| *d = (s + r).max(0.0));
@@ -331,6 +347,10 @@ impl Epilogue<&[f32]> {
         match self {
             Epilogue::Identity => {}
             Epilogue::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Epilogue::Add(r) => {
+                let r = &r[offset..offset + y.len()];
+                y.iter_mut().zip(r).for_each(|(v, &r)| *v += r);
+            }
             Epilogue::AddRelu(r) => {
                 let r = &r[offset..offset + y.len()];
                 y.iter_mut().zip(r).for_each(|(v, &r)| *v = (*v + r).max(0.0));
@@ -347,7 +367,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32>
 /// [`forward`] followed by `epilogue` on every output value, in the same pass over the output.
 pub fn forward_with(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], epilogue: Epilogue<&[f32]>) -> Vec<f32> {
     let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
-    if let Epilogue::AddRelu(r) = epilogue {
+    if let Some(r) = epilogue.residual() {
         assert_eq!(r.len(), g.batch * o * n, "conv2d: the residual must be shaped like the output");
     }
     let mut out = vec![0f32; g.batch * o * n];
@@ -541,19 +561,20 @@ pub fn conv2d_inference(
     if bias.elem_count() != g.out_channels {
         candle_core::bail!("conv2d: bias has {} values for {} output channels", bias.elem_count(), g.out_channels)
     }
-    if let Epilogue::AddRelu(r) = epilogue {
+    if let Some(r) = epilogue.residual() {
         if r.shape() != &out_shape {
             candle_core::bail!("conv2d: shortcut {:?} does not match the output {:?}", r.shape(), out_shape)
         }
     }
     let all_cpu = super::applies_to(x) && super::applies_to(w) && super::applies_to(bias);
-    if all_cpu && !matches!(epilogue, Epilogue::AddRelu(r) if !super::applies_to(r)) {
+    if all_cpu && epilogue.residual().is_none_or(|r| super::applies_to(r)) {
         let name = "dlkit-conv2d-inference";
         let y = with_f32(x, name, |x| {
             with_f32(w, name, |w| {
                 with_f32(bias, name, |b| match epilogue {
                     Epilogue::Identity => Ok(forward_with(&g, x, w, b, Epilogue::Identity)),
                     Epilogue::Relu => Ok(forward_with(&g, x, w, b, Epilogue::Relu)),
+                    Epilogue::Add(r) => with_f32(r, name, |r| Ok(forward_with(&g, x, w, b, Epilogue::Add(r)))),
                     Epilogue::AddRelu(r) => with_f32(r, name, |r| Ok(forward_with(&g, x, w, b, Epilogue::AddRelu(r)))),
                 })
             })
@@ -564,6 +585,7 @@ pub fn conv2d_inference(
         match epilogue {
             Epilogue::Identity => Ok(y),
             Epilogue::Relu => y.relu(),
+            Epilogue::Add(r) => y + r,
             Epilogue::AddRelu(r) => (y + r)?.relu(),
         }
     }
@@ -642,6 +664,7 @@ mod tests {
             let cases = [
                 (Epilogue::Identity, y.clone()),
                 (Epilogue::Relu, y.relu().unwrap()),
+                (Epilogue::Add(&r), (&y + &r).unwrap()),
                 (Epilogue::AddRelu(&r), (&y + &r).unwrap().relu().unwrap()),
             ];
             for (epilogue, expected) in cases {
@@ -652,6 +675,7 @@ mod tests {
             }
             let wrong = Tensor::zeros((b, o + 1, 1, 1), DType::F32, &dev).unwrap();
             assert!(conv2d_inference(&x, &wt, &bias, stride, pad, Epilogue::AddRelu(&wrong)).is_err());
+            assert!(conv2d_inference(&x, &wt, &bias, stride, pad, Epilogue::Add(&wrong)).is_err());
         }
     }
 

@@ -149,6 +149,11 @@ impl FrozenConv {
         self.apply(x, kernels::conv::Epilogue::Relu)
     }
 
+    /// `conv(x) + bias + shortcut`, a pre-activation residual unit's output.
+    pub fn forward_add(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        self.apply(x, kernels::conv::Epilogue::Add(shortcut))
+    }
+
     /// `max(conv(x) + bias + shortcut, 0)`, a residual block's output.
     pub fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
         self.apply(x, kernels::conv::Epilogue::AddRelu(shortcut))
@@ -268,6 +273,30 @@ impl BatchNorm {
         let scale = (gamma.detach() * inv_std)?;
         let shift = (beta.detach() - (&mean * &scale)?)?;
         Ok((scale, shift))
+    }
+}
+
+impl BatchNorm {
+    /// This batch norm in evaluation mode, frozen for inference.
+    pub fn frozen(&self) -> Result<FrozenBatchNorm> {
+        let (scale, shift) = self.scale_and_shift()?;
+        let channels = scale.elem_count();
+        Ok(FrozenBatchNorm { scale: scale.reshape((1, channels, 1, 1))?, shift: shift.reshape((1, channels, 1, 1))? })
+    }
+}
+
+/// A batch norm frozen for inference: the per-channel affine map `x·scale + shift` of its
+/// running statistics (for the batch norms that no convolution precedes, e.g. pre-activation).
+#[derive(Debug, Clone)]
+pub struct FrozenBatchNorm {
+    scale: Tensor,
+    shift: Tensor,
+}
+
+impl FrozenBatchNorm {
+    /// `max(x·scale + shift, 0)` on `N × C × H × W` inputs.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        kernels::activation::relu(&x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
     }
 }
 

@@ -35,9 +35,15 @@ pub use residual_unit::{ResidualUnit, Shortcut};
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::layers::{batch_norm, conv2d, dense, l2_penalty, max_pool2d, upsample_nearest2d, BatchNorm, Conv2d, KernelInit, Padding};
-use super::{Dropout, Network};
+use super::layers::{
+    batch_norm, conv2d, dense, frozen_linear, l2_penalty, max_pool2d, upsample_nearest2d, BatchNorm, Conv2d, FrozenBatchNorm,
+    FrozenConv, KernelInit, Padding,
+};
+use super::{Dropout, Inference, Network};
 use crate::kernels::activation::relu;
+use crate::kernels::linear::linear;
+use module::FrozenModule;
+use residual_unit::FrozenUnit;
 use crate::Error;
 
 /// Which of the report's two networks.
@@ -314,5 +320,61 @@ impl Network for AttentionResNet {
     /// λ·Σw² over the dense kernel (Keras `kernel_regularizer` on the last layer), if λ > 0.
     fn penalty(&self) -> Result<Option<Tensor>> {
         l2_penalty(&[self.classifier.weight().clone()], self.l2)
+    }
+
+    /// Batch norms folded into the convolutions before them (the pre-activation ones kept as
+    /// per-channel affine maps), ReLUs and shortcut adds in the convolutions' epilogues.
+    fn inference(&self) -> Result<Box<dyn Inference + '_>> {
+        let stem = match &self.stem_bn {
+            Some(bn) => (self.stem_conv.folded(bn)?, true),
+            None => (self.stem_conv.frozen()?, false),
+        };
+        let body = self
+            .body
+            .iter()
+            .map(|block| match block {
+                Block::Residual(unit) => Ok(FrozenBlock::Residual(unit.frozen()?)),
+                Block::Attention(module) => Ok(FrozenBlock::Attention(module.frozen()?)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head_bn = self.head_bn.as_ref().map(BatchNorm::frozen).transpose()?;
+        Ok(Box::new(FrozenAttentionResNet { stem, body, head_bn, classifier: frozen_linear(&self.classifier) }))
+    }
+}
+
+/// A block of the body frozen for inference.
+enum FrozenBlock {
+    Residual(FrozenUnit),
+    Attention(FrozenModule),
+}
+
+/// An [`AttentionResNet`] frozen for inference (see [`Network::inference`]); dropout is the
+/// identity.
+struct FrozenAttentionResNet {
+    /// The stem convolution, and whether a ReLU follows it (its batch norm folded in).
+    stem: (FrozenConv, bool),
+    body: Vec<FrozenBlock>,
+    head_bn: Option<FrozenBatchNorm>,
+    classifier: Linear,
+}
+
+impl Inference for FrozenAttentionResNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        if (h, w) != (32, 32) {
+            candle_core::bail!("AttentionResNet takes 32×32 images (its 4×4 average pool is global), got {h}×{w}")
+        }
+        let (conv, then_relu) = &self.stem;
+        let mut x = max_pool2d(&if *then_relu { conv.forward_relu(x)? } else { conv.forward(x)? }, 2, 2)?;
+        for block in &self.body {
+            x = match block {
+                FrozenBlock::Residual(unit) => unit.forward(&x)?,
+                FrozenBlock::Attention(module) => module.forward(&x)?,
+            };
+        }
+        if let Some(bn) = &self.head_bn {
+            x = bn.forward_relu(&x)?;
+        }
+        linear(&self.classifier, &x.avg_pool2d(4)?.flatten_from(1)?)
     }
 }

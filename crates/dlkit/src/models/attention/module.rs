@@ -17,8 +17,8 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::residual_unit::{ResidualUnit, Shortcut};
-use crate::models::layers::{conv2d, max_pool2d, upsample_nearest2d, Conv2d, KernelInit, Padding};
+use super::residual_unit::{FrozenUnit, ResidualUnit, Shortcut};
+use crate::models::layers::{conv2d, max_pool2d, upsample_nearest2d, Conv2d, FrozenConv, KernelInit, Padding};
 
 /// One level of the soft-mask branch: max-pool, a residual unit, the next level (if any), a
 /// residual unit, up-sampling; below the outermost level, plus a skip connection.
@@ -61,6 +61,40 @@ impl ModuleT for MaskLevel {
         let m = upsample_nearest2d(&self.up.forward_t(&m, train)?, 2)?;
         match &self.skip {
             Some(skip) => m + skip.forward_t(x, train)?,
+            None => Ok(m),
+        }
+    }
+}
+
+impl MaskLevel {
+    fn frozen(&self) -> Result<FrozenMaskLevel> {
+        Ok(FrozenMaskLevel {
+            skip: self.skip.as_ref().map(ResidualUnit::frozen).transpose()?,
+            down: self.down.frozen()?,
+            inner: self.inner.as_ref().map(|level| level.frozen().map(Box::new)).transpose()?,
+            up: self.up.frozen()?,
+        })
+    }
+}
+
+/// A [`MaskLevel`] frozen for inference.
+#[derive(Debug, Clone)]
+struct FrozenMaskLevel {
+    skip: Option<FrozenUnit>,
+    down: FrozenUnit,
+    inner: Option<Box<FrozenMaskLevel>>,
+    up: FrozenUnit,
+}
+
+impl FrozenMaskLevel {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut m = self.down.forward(&max_pool2d(x, 2, 2)?)?;
+        if let Some(inner) = &self.inner {
+            m = inner.forward(&m)?;
+        }
+        let m = upsample_nearest2d(&self.up.forward(&m)?, 2)?;
+        match &self.skip {
+            Some(skip) => m + skip.forward(x)?,
             None => Ok(m),
         }
     }
@@ -120,6 +154,43 @@ impl AttentionModule {
         let mask = candle_nn::ops::sigmoid(&mask)?;
         let attended = ((&mask + 1.0)? * trunk)?;
         Ok((self.post.forward_t(&attended, train)?, mask))
+    }
+}
+
+impl AttentionModule {
+    /// This module frozen for inference: every residual unit frozen (see
+    /// [`ResidualUnit::frozen`]), no autograd graph.
+    pub(crate) fn frozen(&self) -> Result<FrozenModule> {
+        Ok(FrozenModule {
+            pre: self.pre.frozen()?,
+            trunk: [self.trunk[0].frozen()?, self.trunk[1].frozen()?],
+            mask: self.mask.frozen()?,
+            mask_conv1: self.mask_conv1.frozen()?,
+            mask_conv2: self.mask_conv2.frozen()?,
+            post: self.post.frozen()?,
+        })
+    }
+}
+
+/// An [`AttentionModule`] frozen for inference (its input size was checked by the model).
+#[derive(Debug, Clone)]
+pub(crate) struct FrozenModule {
+    pre: FrozenUnit,
+    trunk: [FrozenUnit; 2],
+    mask: FrozenMaskLevel,
+    mask_conv1: FrozenConv,
+    mask_conv2: FrozenConv,
+    post: FrozenUnit,
+}
+
+impl FrozenModule {
+    /// The module's output, as [`AttentionModule::forward_t`] in evaluation mode.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.pre.forward(x)?;
+        let trunk = self.trunk[1].forward(&self.trunk[0].forward(&x)?)?;
+        let mask = self.mask_conv2.forward(&self.mask_conv1.forward(&self.mask.forward(&x)?)?)?;
+        let attended = ((candle_nn::ops::sigmoid(&mask)? + 1.0)? * trunk)?;
+        self.post.forward(&attended)
     }
 }
 

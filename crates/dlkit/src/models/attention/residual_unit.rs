@@ -13,7 +13,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::kernels::activation::relu;
-use crate::models::layers::{batch_norm, conv2d, BatchNorm, Conv2d, KernelInit, Padding};
+use crate::models::layers::{batch_norm, conv2d, BatchNorm, Conv2d, FrozenBatchNorm, FrozenConv, KernelInit, Padding};
 
 /// Whether a residual unit adds its input as it is or a 1×1 projection of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -96,6 +96,39 @@ impl ResidualUnit {
     /// Whether the shortcut is a 1×1 projection (rather than the identity).
     pub fn has_projection(&self) -> bool {
         self.projection.is_some()
+    }
+
+    /// This unit frozen for inference (see [`FrozenUnit`]).
+    pub(crate) fn frozen(&self) -> Result<FrozenUnit> {
+        Ok(FrozenUnit {
+            bn1: self.bn1.frozen()?,
+            conv1: self.conv1.folded(&self.bn2)?,
+            conv2: self.conv2.folded(&self.bn3)?,
+            conv3: self.conv3.frozen()?,
+            projection: self.projection.as_ref().map(Conv2d::frozen).transpose()?,
+        })
+    }
+}
+
+/// A [`ResidualUnit`] frozen for inference: `bn2` and `bn3` folded into the convolutions before
+/// them, whose epilogues apply the ReLUs; the last convolution adds the shortcut as it writes.
+#[derive(Debug, Clone)]
+pub(crate) struct FrozenUnit {
+    bn1: FrozenBatchNorm,
+    conv1: FrozenConv,
+    conv2: FrozenConv,
+    conv3: FrozenConv,
+    projection: Option<FrozenConv>,
+}
+
+impl FrozenUnit {
+    /// The unit's output, as [`ResidualUnit::forward_t`] in evaluation mode.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.conv2.forward_relu(&self.conv1.forward_relu(&self.bn1.forward_relu(x)?)?)?;
+        match &self.projection {
+            Some(projection) => self.conv3.forward_add(&y, &projection.forward(x)?),
+            None => self.conv3.forward_add(&y, x),
+        }
     }
 }
 
