@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from resnet_d_reference import ResNetDSE
+
 
 def conv(cin, cout, k, stride=1, padding="same"):
     if padding == "same":
@@ -149,6 +151,87 @@ class VggCnn(nn.Module):
         return []
 
 
+class ResNetD(ResNetDSE):
+    """Section 07's ResNet-50-D-SE (bench/resnet_d_reference.py); weight decay lives in the optimizer."""
+    l2 = 0.0
+
+    def kernels(self):
+        return []
+
+
+def keras_bn(c):
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
+
+class PreActUnit(nn.Module):
+    """Section 06's pre-activation bottleneck unit, its shortcut always a 1x1 projection (the report's code)."""
+
+    def __init__(self, cin, bottleneck, cout, stride=1):
+        super().__init__()
+        self.bn1, self.conv1 = keras_bn(cin), conv(cin, bottleneck, 1)
+        self.bn2, self.conv2 = keras_bn(bottleneck), conv(bottleneck, bottleneck, 3, stride)
+        self.bn3, self.conv3 = keras_bn(bottleneck), conv(bottleneck, cout, 1)
+        self.projection = conv(cin, cout, 1, stride, padding=0)
+
+    def forward(self, x):
+        y = self.conv1(F.relu(self.bn1(x)))
+        y = self.conv2(F.relu(self.bn2(y)))
+        y = self.conv3(F.relu(self.bn3(y)))
+        return y + self.projection(x)
+
+
+class MaskLevel(nn.Module):
+    """One level of the soft-mask branch: max-pool, unit, [next level], unit, up-sample (+ a skip unit below the top)."""
+
+    def __init__(self, c, depth, outermost):
+        super().__init__()
+        self.skip = None if outermost else PreActUnit(c, c // 4, c)
+        self.down, self.up = PreActUnit(c, c // 4, c), PreActUnit(c, c // 4, c)
+        self.inner = MaskLevel(c, depth - 1, False) if depth > 1 else None
+
+    def forward(self, x):
+        m = self.down(F.max_pool2d(x, 2))
+        if self.inner is not None:
+            m = self.inner(m)
+        m = F.interpolate(self.up(m), scale_factor=2, mode="nearest")
+        return m if self.skip is None else m + self.skip(x)
+
+
+class AttentionModule(nn.Module):
+    def __init__(self, c, skip):
+        super().__init__()
+        unit = lambda: PreActUnit(c, c // 4, c)
+        self.pre, self.trunk, self.post = unit(), nn.Sequential(unit(), unit()), unit()
+        self.mask = MaskLevel(c, skip, True)
+        self.mask_convs = nn.Sequential(conv(c, c, 1), conv(c, c, 1))
+
+    def forward(self, x):
+        x = self.pre(x)
+        m = torch.sigmoid(self.mask_convs(self.mask(x)))
+        return self.post((1 + m) * self.trunk(x))
+
+
+class Attention56Mini(nn.Module):
+    """Section 06's Attention-56 mini (stem 5x5 conv + BN + ReLU + max-pool, always-projecting units)."""
+    l2 = 0.0
+
+    def __init__(self, divisor=1):
+        super().__init__()
+        w = lambda c: c // divisor
+        self.stem = nn.Sequential(conv(3, w(32), 5), keras_bn(w(32)), nn.ReLU(), nn.MaxPool2d(2))
+        self.body = nn.Sequential(
+            PreActUnit(w(32), w(32), w(128)), AttentionModule(w(128), 1),
+            PreActUnit(w(128), w(64), w(256), 2), AttentionModule(w(256), 1),
+            PreActUnit(w(256), w(128), w(512), 2), PreActUnit(w(512), w(128), w(512)), PreActUnit(w(512), w(128), w(512)))
+        self.fc = nn.Linear(w(512), 10)
+
+    def forward(self, x):
+        return self.fc(F.avg_pool2d(self.body(self.stem(x)), 4).flatten(1))
+
+    def kernels(self):
+        return []
+
+
 def median_seconds(step, warmup=1, repeats=5):
     return median_timing(step, warmup, repeats)[0]
 
@@ -268,6 +351,10 @@ STEP_WORKLOADS = [
     ("MiniGoogLeNet", lambda: MiniGoogLeNet(1), 1, 64),
     ("MiniGoogLeNet ÷4 (quick mode)", lambda: MiniGoogLeNet(1, 4), 1, 64),
     ("VGG-style CNN", lambda: VggCnn(), 3, 64),
+    ("ResNet-50-D-SE", lambda: ResNetD(), 3, 32),
+    ("ResNet-50-D-SE reduced (quick mode)", lambda: ResNetD(blocks=(1, 1, 1, 1), divisor=4), 3, 64),
+    ("Attention-56 mini", lambda: Attention56Mini(), 3, 64),
+    ("Attention-56 mini ÷4 (quick mode)", lambda: Attention56Mini(4), 3, 64),
 ]
 
 SUITES = ["steps", "eval", "updates", "epochs"]

@@ -70,25 +70,6 @@ def counts(model):
     return trainable, running
 
 
-print("== parameter counts (trainable, BN running statistics) ==")
-for stem in (64, 128):
-    for r in (4, 16):
-        m = ResNetDSE(stem, r)
-        assert m(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
-        print(f"stem {stem:3} r {r:2}: {counts(m)}")
-print(f"reduced (blocks 1,1,1,1, widths / 4, stem 64, r 16): {counts(ResNetDSE(64, 16, (1, 1, 1, 1), 4))}")
-
-print("== SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), 3 steps ==")
-w = torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=torch.float64, requires_grad=True)
-grads = [[0.3, -0.7, 1.2, 0.05], [-0.4, 0.2, 0.9, -1.5], [0.1, -0.6, -0.8, 2.0]]
-opt = torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
-for g in grads:
-    opt.zero_grad()
-    (w * torch.tensor(g, dtype=torch.float64)).sum().backward()
-    opt.step()
-    print([float(f"{v:.17g}") for v in w.tolist()])
-
-
 def rates(make, epochs):
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=0.1)
@@ -101,12 +82,36 @@ def rates(make, epochs):
     return out
 
 
-S = torch.optim.lr_scheduler
-print("== CosineAnnealingLR(T_max=10, eta_min=0.001), base 0.1, epochs 0..24 ==")
-print(rates(lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=0.001), 25))
-print("== CosineAnnealingWarmRestarts(T_0=3, T_mult=2, eta_min=0.001), base 0.1, epochs 0..22 ==")
-print(rates(lambda o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.001), 23))
-print("== CosineAnnealingWarmRestarts(T_0=4, T_mult=1), base 0.1, epochs 0..9 ==")
-print(rates(lambda o: S.CosineAnnealingWarmRestarts(o, T_0=4), 10))
-print("== MultiStepLR(milestones=[3, 6, 6, 9], gamma=0.5), base 0.1, epochs 0..10 ==")
-print(rates(lambda o: S.MultiStepLR(o, milestones=[3, 6, 6, 9], gamma=0.5), 11))
+def main():
+    print("== parameter counts (trainable, BN running statistics) ==")
+    for stem in (64, 128):
+        for r in (4, 16):
+            m = ResNetDSE(stem, r)
+            assert m(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+            print(f"stem {stem:3} r {r:2}: {counts(m)}")
+    print(f"reduced (blocks 1,1,1,1, widths / 4, stem 64, r 16): {counts(ResNetDSE(64, 16, (1, 1, 1, 1), 4))}")
+
+    print("== SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), 3 steps ==")
+    w = torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=torch.float64, requires_grad=True)
+    grads = [[0.3, -0.7, 1.2, 0.05], [-0.4, 0.2, 0.9, -1.5], [0.1, -0.6, -0.8, 2.0]]
+    opt = torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    for g in grads:
+        opt.zero_grad()
+        (w * torch.tensor(g, dtype=torch.float64)).sum().backward()
+        opt.step()
+        print([float(f"{v:.17g}") for v in w.tolist()])
+
+
+    S = torch.optim.lr_scheduler
+    print("== CosineAnnealingLR(T_max=10, eta_min=0.001), base 0.1, epochs 0..24 ==")
+    print(rates(lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=0.001), 25))
+    print("== CosineAnnealingWarmRestarts(T_0=3, T_mult=2, eta_min=0.001), base 0.1, epochs 0..22 ==")
+    print(rates(lambda o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.001), 23))
+    print("== CosineAnnealingWarmRestarts(T_0=4, T_mult=1), base 0.1, epochs 0..9 ==")
+    print(rates(lambda o: S.CosineAnnealingWarmRestarts(o, T_0=4), 10))
+    print("== MultiStepLR(milestones=[3, 6, 6, 9], gamma=0.5), base 0.1, epochs 0..10 ==")
+    print(rates(lambda o: S.MultiStepLR(o, milestones=[3, 6, 6, 9], gamma=0.5), 11))
+
+
+if __name__ == "__main__":
+    main()
