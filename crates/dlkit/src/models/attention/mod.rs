@@ -334,7 +334,7 @@ impl Network for AttentionResNet {
             .iter()
             .map(|block| match block {
                 Block::Residual(unit) => Ok(FrozenBlock::Residual(unit.frozen()?)),
-                Block::Attention(module) => Ok(FrozenBlock::Attention(module.frozen()?)),
+                Block::Attention(module) => Ok(FrozenBlock::Attention(Box::new(module.frozen()?))),
             })
             .collect::<Result<Vec<_>>>()?;
         let head_bn = self.head_bn.as_ref().map(BatchNorm::frozen).transpose()?;
@@ -345,7 +345,7 @@ impl Network for AttentionResNet {
 /// A block of the body frozen for inference.
 enum FrozenBlock {
     Residual(FrozenUnit),
-    Attention(FrozenModule),
+    Attention(Box<FrozenModule>),
 }
 
 /// An [`AttentionResNet`] frozen for inference (see [`Network::inference`]); dropout is the
