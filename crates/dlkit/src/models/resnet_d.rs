@@ -201,6 +201,11 @@ impl SqueezeExcitation {
         })
     }
 
+    /// This gate with detached weights, for inference.
+    fn frozen(&self) -> Self {
+        SqueezeExcitation { reduce: frozen_linear(&self.reduce), expand: frozen_linear(&self.expand) }
+    }
+
     /// The channel weights in (0, 1), `[N, C]`.
     fn gate(&self, x: &Tensor) -> Result<Tensor> {
         let squeezed = x.mean((2, 3))?;
@@ -213,26 +218,6 @@ impl Module for SqueezeExcitation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, _, _) = x.dims4()?;
         x.broadcast_mul(&self.gate(x)?.reshape((n, c, 1, 1))?)
-    }
-}
-
-/// A [`SqueezeExcitation`] frozen for inference: detached weights, the dense-layer kernel.
-struct FrozenSe {
-    reduce: Linear,
-    expand: Linear,
-}
-
-impl FrozenSe {
-    fn new(se: &SqueezeExcitation) -> Self {
-        FrozenSe { reduce: frozen_linear(&se.reduce), expand: frozen_linear(&se.expand) }
-    }
-
-    /// `x` with each channel scaled by its gate.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, c, _, _) = x.dims4()?;
-        let hidden = relu(&linear(&self.reduce, &x.mean((2, 3))?)?)?;
-        let gate = candle_nn::ops::sigmoid(&linear(&self.expand, &hidden)?)?;
-        x.broadcast_mul(&gate.reshape((n, c, 1, 1))?)
     }
 }
 
@@ -369,7 +354,7 @@ struct FrozenBottleneck {
     reduce: FrozenConv,
     conv3x3: FrozenConv,
     expand: FrozenConv,
-    se: FrozenSe,
+    se: SqueezeExcitation,
     /// Whether the shortcut average-pools before its projection, and the projection.
     shortcut: Option<(bool, FrozenConv)>,
 }
@@ -384,7 +369,7 @@ impl FrozenBottleneck {
             reduce: block.reduce.folded()?,
             conv3x3: block.conv3x3.folded()?,
             expand: block.expand.folded()?,
-            se: FrozenSe::new(&block.se),
+            se: block.se.frozen(),
             shortcut,
         })
     }

@@ -277,10 +277,7 @@ impl AttentionResNet {
 
     /// Stem and body: the last feature map `[N, C, 4, 4]`, collecting the masks if asked.
     fn features(&self, x: &Tensor, train: bool, mut masks: Option<&mut Vec<Tensor>>) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        if (h, w) != (32, 32) {
-            candle_core::bail!("AttentionResNet takes 32×32 images (its 4×4 average pool is global), got {h}×{w}")
-        }
+        check_input_size(x)?;
         let mut x = self.stem_conv.forward(x)?;
         if let Some(bn) = &self.stem_bn {
             x = relu(&bn.forward_t(&x, train)?)?;
@@ -342,6 +339,15 @@ impl Network for AttentionResNet {
     }
 }
 
+/// An error unless `x` holds 32×32 images (the network's 4×4 average pool is global).
+fn check_input_size(x: &Tensor) -> Result<()> {
+    let (_, _, h, w) = x.dims4()?;
+    if (h, w) != (32, 32) {
+        candle_core::bail!("AttentionResNet takes 32×32 images (its 4×4 average pool is global), got {h}×{w}")
+    }
+    Ok(())
+}
+
 /// A block of the body frozen for inference.
 enum FrozenBlock {
     Residual(FrozenUnit),
@@ -360,10 +366,7 @@ struct FrozenAttentionResNet {
 
 impl Inference for FrozenAttentionResNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        if (h, w) != (32, 32) {
-            candle_core::bail!("AttentionResNet takes 32×32 images (its 4×4 average pool is global), got {h}×{w}")
-        }
+        check_input_size(x)?;
         let (conv, then_relu) = &self.stem;
         let mut x = max_pool2d(&if *then_relu { conv.forward_relu(x)? } else { conv.forward(x)? }, 2, 2)?;
         for block in &self.body {
