@@ -7,7 +7,8 @@
 //! [`candle_core::CustomOp2`] / [`candle_core::CustomOp3`] with their own `bwd`), so autograd,
 //! optimizers and `VarMap`s work unchanged:
 //! - [`conv`]: convolution as im2col + GEMM, forward and both backward passes;
-//! - [`batch_norm`]: training-mode batch norm in two passes over the data, forward and backward;
+//! - [`batch_norm`]: training-mode batch norm in two passes over the data, forward and backward,
+//!   with the ReLU that follows it fused in where a model has one;
 //! - [`linear`]: the dense layer `x·wᵀ + b`, forward and backward, each gradient written once in
 //!   its weight's layout (candle's matmul + transpose leaves the kernel gradient transposed, and
 //!   every later element-wise op on it strided);

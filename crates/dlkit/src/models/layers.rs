@@ -241,13 +241,24 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// Training step on the CPU kernel: normalise with the batch statistics, then move the
-    /// running averages towards them (as `candle_nn::BatchNorm::forward_train` does).
-    fn forward_train_cpu(&self, x: &Tensor) -> Result<Tensor> {
+    /// `relu(self.forward_t(x, train))`; training on the CPU does both in the batch norm's own
+    /// passes ([`kernels::batch_norm`] with ReLU), with no separate ReLU op in the graph.
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train && kernels::applies_to(x) {
+            self.forward_train_cpu(x, true)
+        } else {
+            kernels::activation::relu(&self.inner.forward_t(x, train)?)
+        }
+    }
+
+    /// Training step on the CPU kernel: normalise with the batch statistics (then ReLU, with
+    /// `relu`), then move the running averages towards them (as
+    /// `candle_nn::BatchNorm::forward_train` does).
+    fn forward_train_cpu(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let Some((weight, bias)) = self.inner.weight_and_bias() else {
             candle_core::bail!("batch norm without γ and β")
         };
-        let (y, stats) = kernels::batch_norm::batch_norm_train(x, weight, bias, self.inner.eps())?;
+        let (y, stats) = kernels::batch_norm::batch_norm_train(x, weight, bias, self.inner.eps(), relu)?;
         let m = self.inner.momentum();
         let channels = stats.mean.len();
         let unbiased = stats.count as f64 / (stats.count.max(2) - 1) as f64;
@@ -303,7 +314,7 @@ impl FrozenBatchNorm {
 impl ModuleT for BatchNorm {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train && kernels::applies_to(x) {
-            self.forward_train_cpu(x)
+            self.forward_train_cpu(x, false)
         } else {
             self.inner.forward_t(x, train)
         }
@@ -395,7 +406,7 @@ impl ConvBnRelu {
 
 impl ModuleT for ConvBnRelu {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        kernels::activation::relu(&self.bn.forward_t(&self.conv.forward(x)?, train)?)
+        self.bn.forward_relu_t(&self.conv.forward(x)?, train)
     }
 }
 
@@ -564,6 +575,17 @@ mod batch_norm_tests {
 
     #[test]
     fn cpu_kernel_matches_candle_batch_norm_forward_backward_and_running_stats() {
+        matches_candle_batch_norm(false);
+    }
+
+    #[test]
+    fn fused_batch_norm_relu_matches_candle_batch_norm_then_relu() {
+        matches_candle_batch_norm(true);
+    }
+
+    /// The CPU kernel (with ReLU fused when `relu`) against candle's batch norm (then candle's
+    /// ReLU): outputs, gradients and running statistics after one training step.
+    fn matches_candle_batch_norm(relu: bool) {
         let dev = Device::Cpu;
         let (mut fused_map, mut reference_map) = (VarMap::new(), VarMap::new());
         let (fused, reference) = (layer(&fused_map), layer(&reference_map));
@@ -575,8 +597,11 @@ mod batch_norm_tests {
         let x = candle_core::Var::from_vec(values, (2, 3, 4, 5), &dev).unwrap();
         let weights = Tensor::arange(0f32, 120.0, &dev).unwrap().reshape((2, 3, 4, 5)).unwrap().sin().unwrap();
 
-        let y1 = fused.forward_t(&x, true).unwrap();
-        let y2 = reference.inner.forward_t(&x, true).unwrap();
+        let (y1, y2) = if relu {
+            (fused.forward_relu_t(&x, true).unwrap(), reference.inner.forward_t(&x, true).unwrap().relu().unwrap())
+        } else {
+            (fused.forward_t(&x, true).unwrap(), reference.inner.forward_t(&x, true).unwrap())
+        };
         let g1 = (&y1 * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let g2 = (&y2 * &weights).unwrap().sum_all().unwrap().backward().unwrap();
         let max_diff = |a: &Tensor, b: &Tensor| -> f32 {

@@ -20,7 +20,7 @@ use candle_nn::{Linear, VarBuilder};
 
 use super::layers::{batch_norm_with_momentum, conv2d, dense, l2_penalty, BatchNorm, Conv2d, FrozenConv, KernelInit, Padding};
 use super::{Inference, Network};
-use crate::kernels::activation::{add_relu, relu};
+use crate::kernels::activation::add_relu;
 use crate::Error;
 
 /// Hyperparameters of [`ResNet`].
@@ -122,7 +122,7 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?;
+        let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?;
         let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
         let shortcut = match &self.projection {
             Some(conv) => conv.forward(x)?,
@@ -176,7 +176,7 @@ impl ResNet {
 
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = relu(&self.stem_bn.forward_t(&self.stem_conv.forward(x)?, train)?)?;
+        let mut x = self.stem_bn.forward_relu_t(&self.stem_conv.forward(x)?, train)?;
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;
         }

@@ -178,6 +178,13 @@ impl ModuleT for ConvBn {
 }
 
 impl ConvBn {
+    /// `relu(self.forward_t(x, train))`, the ReLU inside the batch norm's passes.
+    fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward_relu_t(&self.conv.forward(x)?, train)
+    }
+}
+
+impl ConvBn {
     /// The convolution with its batch norm folded in, for inference.
     fn folded(&self) -> Result<FrozenConv> {
         self.conv.folded(&self.bn)
@@ -268,8 +275,8 @@ impl Bottleneck {
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = relu(&self.reduce.forward_t(x, train)?)?;
-        let y = relu(&self.conv3x3.forward_t(&y, train)?)?;
+        let y = self.reduce.forward_relu_t(x, train)?;
+        let y = self.conv3x3.forward_relu_t(&y, train)?;
         let y = self.se.forward(&self.expand.forward_t(&y, train)?)?;
         match &self.shortcut {
             Some(shortcut) => add_relu(&shortcut.forward_t(x, train)?, &y),
@@ -328,7 +335,7 @@ impl ModuleT for ResNetD {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.stem {
-            x = relu(&layer.forward_t(&x, train)?)?;
+            x = layer.forward_relu_t(&x, train)?;
         }
         for block in &self.blocks {
             x = block.forward_t(&x, train)?;

@@ -40,7 +40,6 @@ use super::layers::{
     FrozenConv, KernelInit, Padding,
 };
 use super::{Dropout, Inference, Network};
-use crate::kernels::activation::relu;
 use crate::kernels::linear::linear;
 use module::FrozenModule;
 use residual_unit::FrozenUnit;
@@ -280,7 +279,7 @@ impl AttentionResNet {
         check_input_size(x)?;
         let mut x = self.stem_conv.forward(x)?;
         if let Some(bn) = &self.stem_bn {
-            x = relu(&bn.forward_t(&x, train)?)?;
+            x = bn.forward_relu_t(&x, train)?;
         }
         x = max_pool2d(&x, 2, 2)?;
         for block in &self.body {
@@ -303,7 +302,7 @@ impl ModuleT for AttentionResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = self.features(x, train, None)?;
         if let Some(bn) = &self.head_bn {
-            x = relu(&bn.forward_t(&x, train)?)?;
+            x = bn.forward_relu_t(&x, train)?;
         }
         let mut x = x.avg_pool2d(4)?.flatten_from(1)?;
         if let Some(dropout) = &self.dropout {

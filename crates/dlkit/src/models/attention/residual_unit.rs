@@ -12,7 +12,6 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::kernels::activation::relu;
 use crate::models::layers::{batch_norm, conv2d, BatchNorm, Conv2d, FrozenBatchNorm, FrozenConv, KernelInit, Padding};
 
 /// Whether a residual unit adds its input as it is or a 1×1 projection of it.
@@ -134,9 +133,9 @@ impl FrozenUnit {
 
 impl ModuleT for ResidualUnit {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.conv1.forward(&relu(&self.bn1.forward_t(x, train)?)?)?;
-        let y = self.conv2.forward(&relu(&self.bn2.forward_t(&y, train)?)?)?;
-        let y = self.conv3.forward(&relu(&self.bn3.forward_t(&y, train)?)?)?;
+        let y = self.conv1.forward(&self.bn1.forward_relu_t(x, train)?)?;
+        let y = self.conv2.forward(&self.bn2.forward_relu_t(&y, train)?)?;
+        let y = self.conv3.forward(&self.bn3.forward_relu_t(&y, train)?)?;
         match &self.projection {
             Some(projection) => y + projection.forward(x)?,
             None => y + x,
