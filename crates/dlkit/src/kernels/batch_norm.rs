@@ -47,9 +47,8 @@ const LANES: usize = 16;
 
 /// `Σ f(v)` over `values` in [`LANES`] interleaved `f32` partial sums, added in `f64` at the end.
 ///
-/// One running sum makes every addition wait for the previous one (the compiler may not reorder
-/// float sums), which left batch norm's reductions at one value per few cycles; interleaved
-/// sums let it use whole vectors. The order is fixed, so the result is the same bits every time.
+/// The compiler may not reorder float additions, so a single running sum cannot be vectorised;
+/// interleaved sums can. The order is fixed, so the result is the same bits every time.
 fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut acc = [0f32; LANES];
     let chunks = values.chunks_exact(LANES);
