@@ -56,6 +56,11 @@ fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     for chunk in chunks {
         acc.iter_mut().zip(chunk).for_each(|(a, &v)| *a += f(v));
     }
+    lanes_total(acc, tail)
+}
+
+/// The sum of [`LANES`] partial sums and a tail, in `f64`, in a fixed order.
+fn lanes_total(acc: [f32; LANES], tail: f32) -> f64 {
     acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64
 }
 
@@ -77,8 +82,7 @@ fn gradient_sums<const RELU: bool>(x: &[f32], y: &[f32], dy: &[f32], mean: f32) 
             acc_b[l] += d;
         }
     }
-    let total = |acc: [f32; LANES], tail: f32| acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64;
-    (total(acc_g, tail_g), total(acc_b, tail_b))
+    (lanes_total(acc_g, tail_g), lanes_total(acc_b, tail_b))
 }
 
 /// Mean and biased variance per channel (two passes; `f32` partial sums per plane, `f64` across

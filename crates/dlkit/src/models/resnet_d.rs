@@ -182,9 +182,7 @@ impl ConvBn {
     fn forward_relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.bn.forward_relu_t(&self.conv.forward(x)?, train)
     }
-}
 
-impl ConvBn {
     /// The convolution with its batch norm folded in, for inference.
     fn folded(&self) -> Result<FrozenConv> {
         self.conv.folded(&self.bn)
