@@ -14,7 +14,9 @@
 //!   every later element-wise op on it strided);
 //! - [`penalty`]: `Σ w²` for the L2 penalty, one pass forward and one backward;
 //! - [`activation`]: ReLU and the residual add + ReLU with one-pass backward passes;
-//! - [`pool`]: max pooling with overlapping windows and its backward pass.
+//! - [`pool`]: max pooling with overlapping windows and its backward pass;
+//! - [`winograd`]: 3×3 stride-1 convolution by Winograd's F(2×2, 3×3), which [`conv`] uses for
+//!   the forward pass and the input gradient of the layers where it pays.
 //!
 //! They run on CPU `f32` tensors ([`applies_to`]); the layers in `models::layers` check that and
 //! fall back to candle's own ops on any other device or dtype, so the same model code runs on CUDA
@@ -26,6 +28,7 @@ pub mod conv;
 pub mod linear;
 pub mod penalty;
 pub mod pool;
+pub mod winograd;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 
