@@ -18,17 +18,20 @@ use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul, with_f32, MatRef}
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// Fewest input and output channels for which a 3×3 stride-1 layer takes [`super::winograd`].
+/// Fewest input and output channels for which a 3×3 stride-1 layer takes [`super::winograd`]
+/// (the stems, 3 channels in, stay im2col + GEMM).
 ///
-/// Measured on a 2-core Intel Xeon (`dlkit bench --suite steps,eval --threads 2`, two alternating
-/// runs each): with this gate, evaluation of the VGG-style CNN went from 568–576 to 671–687
-/// samples/s and of MiniGoogLeNet from 290 to 312–325, training steps unchanged within noise;
-/// with every 3×3 layer taking it, ResNet-20 (16–64 channels, 8×8 maps in its last stage) and
-/// Attention-56 ÷4 gained nothing (the transforms cost as much as the products they save).
-pub const WINOGRAD_MIN_CHANNELS: usize = 32;
+/// Measured on a 2-core Intel Xeon (`dlkit bench --suite eval --threads 2`, two alternating runs
+/// per setting, ms per batch of 256): with 16, ResNet-20 181 → 161–170, ResNet-44 382–402 →
+/// 363–375, MiniGoogLeNet 996–1,013 → 870–872, the VGG-style CNN 442–446 → 359–363,
+/// ResNet-50-D-SE 5,433–5,495 → 4,943–5,075, the Attention ResNets unchanged; with 32, ResNet-20
+/// and ResNet-44 did not move. One layer alone (1 thread): 16 channels on 32 × 32, 88 → 53 µs;
+/// 64 channels on 16 × 16, 199 → 131 µs; 64 on 8 × 8, no gain.
+pub const WINOGRAD_MIN_CHANNELS: usize = 16;
 
 /// Narrowest input (pixels) for which a 3×3 stride-1 layer takes [`super::winograd`]: narrower
-/// maps have few tiles per row, and the transforms' one junk tile per row costs more.
+/// maps have few tiles per row, and the transforms' one junk tile per row costs more (64 and 128
+/// channels on 8 × 8: no gain or a loss, above).
 pub const WINOGRAD_MIN_WIDTH: usize = 16;
 
 /// The sizes of one convolution (square stride and padding, no dilation or groups).
@@ -398,13 +401,10 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], epilog
     let mut out = vec![0f32; g.batch * o * n];
     if let Some(plane) = g.winograd() {
         let kernel = winograd::Kernel::new(w, o, g.in_channels);
-        x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).enumerate().for_each_init(
-            winograd::Scratch::default,
-            |s, (i, (image, y))| {
-                winograd::convolve(plane, &kernel, image, bias, y, s);
-                epilogue.apply(y, i * o * n);
-            },
-        );
+        x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).enumerate().for_each(|(i, (image, y))| {
+            winograd::with_scratch(|s| winograd::convolve(plane, &kernel, image, bias, y, s));
+            epilogue.apply(y, i * o * n);
+        });
         return out;
     }
     x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).enumerate().for_each_init(
@@ -476,8 +476,8 @@ fn winograd_input_gradient(g: &ConvGeometry, plane: Plane, w: &[f32], dy: &[f32]
     let transposed = Plane { height: g.out_h(), width: g.out_w(), padding: 2 - plane.padding };
     let zero_bias = vec![0f32; g.in_channels];
     let mut dx = vec![0f32; g.batch * g.image_len()];
-    dy.par_chunks(o * n).zip(dx.par_chunks_mut(g.image_len())).for_each_init(winograd::Scratch::default, |s, (dy, dx)| {
-        winograd::convolve(transposed, &kernel, dy, &zero_bias, dx, s)
+    dy.par_chunks(o * n).zip(dx.par_chunks_mut(g.image_len())).for_each(|(dy, dx)| {
+        winograd::with_scratch(|s| winograd::convolve(transposed, &kernel, dy, &zero_bias, dx, s))
     });
     dx
 }

@@ -140,9 +140,21 @@ impl Plane {
 #[derive(Default)]
 pub struct Scratch {
     quarters: Vec<f32>,
+    split_for: Option<(Plane, usize)>,
     v: Vec<f32>,
     m: Vec<f32>,
     rows: Vec<f32>,
+}
+
+thread_local! {
+    /// Each worker thread's buffers, kept between calls: a model's layers reuse them instead of
+    /// allocating (and the kernel zero-filling) fresh pages for every batch.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's [`Scratch`].
+pub fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| f(&mut s.borrow_mut()))
 }
 
 /// One image: `y (O × Ho × Wo) = conv(image (C × H × W), kernel) + bias`, overwriting `y`.
@@ -152,36 +164,40 @@ pub fn convolve(plane: Plane, kernel: &Kernel, image: &[f32], bias: &[f32], y: &
     assert_eq!(image.len(), c * plane.height * plane.width, "winograd: image size");
     assert_eq!(y.len(), o * plane.out_h() * plane.out_w(), "winograd: output size");
     assert_eq!(bias.len(), o, "winograd: one bias per output channel");
-    split_parities(plane, image, c, &mut s.quarters);
     s.v.resize(XI * c * t, 0.0);
-    transform_input(plane, c, &s.quarters, &mut s.v, &mut s.rows);
     s.m.resize(XI * o * t, 0.0);
+    split_parities(plane, image, c, s);
+    transform_input(plane, c, &s.quarters, &mut s.v, &mut s.rows);
     for ((m, u), v) in s.m.chunks_mut(o * t).zip(kernel.u.chunks(o * c)).zip(s.v.chunks(c * t)) {
         matmul(o, t, c, m, MatRef::rows(u, c), MatRef::rows(v, t), false);
     }
     transform_output(plane, o, &s.m, bias, y, &mut s.rows);
 }
 
-/// Splits the zero-padded image into four parity sub-planes per channel: `quarters[c][a][b]` holds
-/// the padded pixels at (row `2k + a`, column `2l + b`) at `k · row + l`. The input value `d[i][j]`
-/// of tile `n = ty · row + tx` is then `quarters[c][i % 2][j % 2][n + (i / 2) · row + j / 2]`:
-/// each of the 16 tile positions is a shifted contiguous run.
-fn split_parities(plane: Plane, image: &[f32], channels: usize, quarters: &mut Vec<f32>) {
+fn split_parities(plane: Plane, image: &[f32], channels: usize, s: &mut Scratch) {
     let (h, w, p, row, q) = (plane.height, plane.width, plane.padding, plane.row(), plane.quarter());
-    quarters.clear();
-    quarters.resize(channels * 4 * q, 0.0);
-    for (dst, src) in quarters.chunks_mut(4 * q).zip(image.chunks(h * w)) {
+    // The padding positions are never written, so they stay zero while the plane is the same.
+    if s.split_for != Some((plane, channels)) {
+        s.quarters.clear();
+        s.quarters.resize(channels * 4 * q, 0.0);
+        s.split_for = Some((plane, channels));
+    }
+    for (dst, src) in s.quarters.chunks_mut(4 * q).zip(image.chunks(h * w)) {
         for (y, pixels) in src.chunks(w).enumerate() {
             let (a, k) = ((y + p) % 2, (y + p) / 2);
+            let (even, odd) = dst[2 * a * q..(2 * a + 2) * q].split_at_mut(q);
             // Pixel x is at padded column x + p: pixel 2m in parity p % 2 at l = m + p / 2, pixel
             // 2m + 1 in the other parity at l = m + ⌈p / 2⌉.
-            let first_start = (2 * a + p % 2) * q + k * row + p / 2;
-            let second_start = (2 * a + (p + 1) % 2) * q + k * row + p.div_ceil(2);
-            for (m, pair) in pixels.chunks(2).enumerate() {
-                dst[first_start + m] = pair[0];
-                if let Some(&value) = pair.get(1) {
-                    dst[second_start + m] = value;
-                }
+            let (first, second) = if p % 2 == 0 { (even, odd) } else { (odd, even) };
+            let first = &mut first[k * row + p / 2..][..w.div_ceil(2)];
+            let second = &mut second[k * row + p.div_ceil(2)..][..w / 2];
+            let pairs = pixels.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                first[w / 2] = *last;
+            }
+            for (pair, (f, s)) in pairs.zip(first.iter_mut().zip(second.iter_mut())) {
+                *f = pair[0];
+                *s = pair[1];
             }
         }
     }
@@ -258,11 +274,13 @@ fn transform_output(plane: Plane, outputs: usize, m: &[f32], bias: &[f32], y: &m
             // Tile n = ty · row + tx → pixels (2ty + i, 2tx) and (2ty + i, 2tx + 1).
             for (ty, out_row) in out.chunks_mut(wo).skip(i).step_by(2).enumerate() {
                 let (l, r) = (&left[ty * row..][..row - 1], &right[ty * row..][..row - 1]);
-                for (pair, (l, r)) in out_row.chunks_mut(2).zip(l.iter().zip(r)) {
+                let mut pairs = out_row.chunks_exact_mut(2);
+                for (pair, (l, r)) in (&mut pairs).zip(l.iter().zip(r)) {
                     pair[0] = *l;
-                    if let Some(second) = pair.get_mut(1) {
-                        *second = *r;
-                    }
+                    pair[1] = *r;
+                }
+                if let [last] = pairs.into_remainder() {
+                    *last = l[wo / 2];
                 }
             }
         }
@@ -320,12 +338,15 @@ mod tests {
 
     #[test]
     fn matches_the_direct_convolution_for_odd_and_even_sizes_and_every_padding() {
-        for &(c, o, h, w, p) in &[(3, 4, 6, 6, 1), (2, 5, 7, 5, 1), (4, 3, 5, 8, 0), (1, 2, 3, 3, 2), (3, 3, 1, 1, 1), (5, 2, 9, 4, 2)] {
+        // One scratch for every case, each case twice: buffers reused across planes and images.
+        let mut scratch = Scratch::default();
+        let cases = [(3, 4, 6, 6, 1), (2, 5, 7, 5, 1), (4, 3, 5, 8, 0), (1, 2, 3, 3, 2), (3, 3, 1, 1, 1), (5, 2, 9, 4, 2), (4, 3, 5, 8, 2)];
+        for &(c, o, h, w, p) in cases.iter().chain(&cases) {
             let plane = Plane { height: h, width: w, padding: p };
             let (kernel_w, image, bias) = (values(o * c * 9, 1), values(c * h * w, 2), values(o, 3));
             let kernel = Kernel::new(&kernel_w, o, c);
             let mut y = vec![f32::NAN; o * plane.out_h() * plane.out_w()];
-            convolve(plane, &kernel, &image, &bias, &mut y, &mut Scratch::default());
+            convolve(plane, &kernel, &image, &bias, &mut y, &mut scratch);
             let expected = direct(plane, &kernel_w, o, c, &image, &bias);
             for (i, (a, b)) in y.iter().zip(&expected).enumerate() {
                 assert!((*a as f64 - b).abs() < 1e-5 * (c as f64 * 9.0), "c{c} o{o} {h}×{w} p{p} [{i}]: {a} vs {b}");
