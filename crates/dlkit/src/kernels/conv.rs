@@ -10,8 +10,8 @@
 //!
 //! Images are processed in parallel (rayon), each with a single-threaded GEMM. A 1×1 convolution
 //! with stride 1 and no padding needs no im2col: the image already is its column matrix. A 3×3
-//! convolution with stride 1 takes [`super::winograd`] instead, for the forward pass and the input
-//! gradient (the kernel gradient stays im2col + GEMM).
+//! convolution with stride 1 and enough channels takes [`super::winograd`] instead, for the forward
+//! pass and both gradients.
 
 use super::winograd::{self, Plane};
 use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul, with_f32, MatRef};
@@ -458,14 +458,45 @@ pub struct Gradients {
 /// partials are added in run order. The result is the same bits on every call with the same
 /// thread count, whichever worker runs which run.
 pub fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: bool, kernel: bool) -> Gradients {
-    match g.winograd() {
-        Some(plane) if input => {
-            let mut grads = lowered_backward(g, x, w, dy, false, kernel);
-            grads.input = Some(winograd_input_gradient(g, plane, w, dy));
-            grads
-        }
-        _ => lowered_backward(g, x, w, dy, input, kernel),
+    let Some(plane) = g.winograd() else {
+        return lowered_backward(g, x, w, dy, input, kernel);
+    };
+    let (kernel, bias) = match kernel.then(|| winograd_kernel_gradient(g, plane, x, dy)) {
+        Some((dw, db)) => (Some(dw), Some(db)),
+        None => (None, None),
+    };
+    Gradients { input: input.then(|| winograd_input_gradient(g, plane, w, dy)), kernel, bias }
+}
+
+/// The kernel and bias gradients of a 3×3 stride-1 convolution by Winograd, summed over images in
+/// the same fixed runs as [`lowered_backward`] (so the same bits whichever worker runs which).
+fn winograd_kernel_gradient(g: &ConvGeometry, plane: Plane, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (o, n) = (g.out_channels, g.out_pixels());
+    let per_run = g.batch.div_ceil(image_chunks(g.batch)).max(1);
+    let partials: Vec<(winograd::KernelGradient, Vec<f32>)> = x
+        .par_chunks(per_run * g.image_len())
+        .zip(dy.par_chunks(per_run * o * n))
+        .map(|(x_run, dy_run)| {
+            let (mut dw, mut db) = (winograd::KernelGradient::new(o, g.in_channels), vec![0f32; o]);
+            winograd::with_scratch(|s| {
+                for (image, dy) in x_run.chunks(g.image_len()).zip(dy_run.chunks(o * n)) {
+                    for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
+                        *d += row.iter().sum::<f32>();
+                    }
+                    dw.add(plane, image, dy, s);
+                }
+            });
+            (dw, db)
+        })
+        .collect();
+    let mut partials = partials.into_iter();
+    let zero = || (winograd::KernelGradient::new(o, g.in_channels), vec![0f32; o]);
+    let (mut dw, mut db) = partials.next().unwrap_or_else(zero);
+    for (dw2, db2) in partials {
+        dw.merge(&dw2);
+        db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
     }
+    (dw.finish(), db)
 }
 
 /// The input gradient of a 3×3 stride-1 convolution by Winograd: `dy` convolved with the kernel
@@ -751,20 +782,25 @@ mod tests {
     fn kernel_gradient_sums_do_not_depend_on_scheduling() {
         // The same backward pass, repeated on pools of 1, 3 and 4 threads: within one pool the
         // bits never change; the value agrees with a sequential sum over images.
-        let g = ConvGeometry { batch: 7, in_channels: 3, height: 9, width: 9, out_channels: 5, kernel_h: 3, kernel_w: 3, stride: 1, padding: 1 };
-        let x = randn(&[7, 3, 9, 9], 11);
-        let w = randn(&[5, 3, 3, 3], 12);
-        let dy = randn(&[7, 5, 9, 9], 13);
-        let sequential = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| backward(&g, &x, &w, &dy, true, true));
-        for threads in [3, 4] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let first = pool.install(|| backward(&g, &x, &w, &dy, true, true));
-            for _ in 0..20 {
-                assert_eq!(pool.install(|| backward(&g, &x, &w, &dy, true, true)), first, "{threads} threads");
+        // Both paths: im2col + GEMM (3 channels) and Winograd (16 channels, 16 wide).
+        let small = ConvGeometry { batch: 7, in_channels: 3, height: 9, width: 9, out_channels: 5, kernel_h: 3, kernel_w: 3, stride: 1, padding: 1 };
+        let wide = ConvGeometry { in_channels: WINOGRAD_MIN_CHANNELS, out_channels: WINOGRAD_MIN_CHANNELS, height: 16, width: WINOGRAD_MIN_WIDTH, ..small };
+        assert!(small.winograd().is_none() && wide.winograd().is_some());
+        for g in [small, wide] {
+            let x = randn(&[g.batch, g.in_channels, g.height, g.width], 11);
+            let w = randn(&[g.out_channels, g.in_channels, 3, 3], 12);
+            let dy = randn(&[g.batch, g.out_channels, g.out_h(), g.out_w()], 13);
+            let sequential = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| backward(&g, &x, &w, &dy, true, true));
+            for threads in [3, 4] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let first = pool.install(|| backward(&g, &x, &w, &dy, true, true));
+                for _ in 0..20 {
+                    assert_eq!(pool.install(|| backward(&g, &x, &w, &dy, true, true)), first, "{threads} threads");
+                }
+                let (a, b) = (first.kernel.as_ref().unwrap(), sequential.kernel.as_ref().unwrap());
+                assert!(a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-4 * b.abs().max(1.0)));
+                assert_eq!(first.input, sequential.input, "the input gradient has no sum over images");
             }
-            let (a, b) = (first.kernel.as_ref().unwrap(), sequential.kernel.as_ref().unwrap());
-            assert!(a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-4 * b.abs().max(1.0)));
-            assert_eq!(first.input, sequential.input, "the input gradient has no sum over images");
         }
     }
 

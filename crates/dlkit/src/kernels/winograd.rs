@@ -287,6 +287,118 @@ fn transform_output(plane: Plane, outputs: usize, m: &[f32], bias: &[f32], y: &m
     }
 }
 
+/// A kernel gradient being summed in the transformed domain: `dU_ξ = Σ_images Σ_tiles
+/// (A dY Aᵀ)_ξ · (Bᵀ d B)_ξ` for every (output, input) pair, 16 matrices `O × C`.
+///
+/// The forward pass is `Y = Aᵀ [U ⊙ V] A` with `U = G g Gᵀ`, so `∂L/∂U = (A dY Aᵀ) ⊙ V` per tile
+/// and `∂L/∂g = Gᵀ (Σ ∂L/∂U) G`: one matrix product per ξ with the tiles as the summed axis
+/// (long, so the GEMM runs at full speed), then one 4×4 → 3×3 transform per kernel at the end.
+#[derive(Debug, Clone)]
+pub struct KernelGradient {
+    du: Vec<f32>,
+    outputs: usize,
+    inputs: usize,
+}
+
+impl KernelGradient {
+    /// A zero sum for `outputs × inputs` kernels.
+    pub fn new(outputs: usize, inputs: usize) -> Self {
+        KernelGradient { du: vec![0.0; XI * outputs * inputs], outputs, inputs }
+    }
+
+    /// Adds one image's term: `image` (`C × H × W`) and its output gradient `dy` (`O × Ho × Wo`).
+    pub fn add(&mut self, plane: Plane, image: &[f32], dy: &[f32], s: &mut Scratch) {
+        let (o, c, t) = (self.outputs, self.inputs, plane.tiles());
+        assert_eq!(image.len(), c * plane.height * plane.width, "winograd: image size");
+        assert_eq!(dy.len(), o * plane.out_h() * plane.out_w(), "winograd: output gradient size");
+        split_parities(plane, image, c, s);
+        s.v.resize(XI * c * t, 0.0);
+        transform_input(plane, c, &s.quarters, &mut s.v, &mut s.rows);
+        s.m.resize(XI * o * t, 0.0);
+        transform_output_gradient(plane, o, dy, &mut s.m, &mut s.rows);
+        for ((du, m), v) in self.du.chunks_mut(o * c).zip(s.m.chunks(o * t)).zip(s.v.chunks(c * t)) {
+            matmul(o, c, t, du, MatRef::rows(m, t), MatRef::transposed(v, t), true);
+        }
+    }
+
+    /// Adds another partial sum (same sizes) into this one.
+    pub fn merge(&mut self, other: &KernelGradient) {
+        self.du.iter_mut().zip(&other.du).for_each(|(a, b)| *a += b);
+    }
+
+    /// The kernel gradient `Gᵀ dU G` (`O × C × 3 × 3`).
+    pub fn finish(&self) -> Vec<f32> {
+        let (o, c) = (self.outputs, self.inputs);
+        let mut dw = vec![0f32; o * c * 9];
+        for (k, dw) in dw.chunks_mut(9).enumerate() {
+            let du: [f32; XI] = std::array::from_fn(|xi| self.du[xi * o * c + k]);
+            dw.copy_from_slice(&untransform_kernel(&du));
+        }
+        dw
+    }
+}
+
+/// `Gᵀ u G` for one 4×4 `u` (row-major), as a row-major 3×3: the adjoint of [`transform_kernel`].
+fn untransform_kernel(u: &[f32; XI]) -> [f32; 9] {
+    // Gᵀ applied to a column (u0, u1, u2, u3).
+    let col = |a: f32, b: f32, c: f32, d: f32| [a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + d];
+    let mut half = [[0f32; 4]; 3];
+    for j in 0..4 {
+        let c = col(u[j], u[4 + j], u[8 + j], u[12 + j]);
+        (0..3).for_each(|i| half[i][j] = c[i]);
+    }
+    let mut out = [0f32; 9];
+    for i in 0..3 {
+        out[i * 3..i * 3 + 3].copy_from_slice(&col(half[i][0], half[i][1], half[i][2], half[i][3]));
+    }
+    out
+}
+
+/// `A dY Aᵀ` for every 2×2 tile of an output gradient (`O × Ho × Wo`): `m[ξ][o][tile]`, zero
+/// for the junk tiles and the pixels past the edge. With `A = (Aᵀ)ᵀ`, a tile's rows become
+/// `(z₀, z₀ + z₁, z₀ − z₁, −z₁)`, and then its columns the same.
+fn transform_output_gradient(plane: Plane, outputs: usize, dy: &[f32], m: &mut [f32], rows: &mut Vec<f32>) {
+    let (ho, wo, row, t) = (plane.out_h(), plane.out_w(), plane.row(), plane.tiles());
+    let stride = outputs * t;
+    rows.resize(12 * t, 0.0);
+    for (o, grad) in dy.chunks(ho * wo).enumerate() {
+        // The tiles' four pixels as runs: z[i][j][n] = dy[2ty + i][2tx + j].
+        let (z, a) = rows.split_at_mut(4 * t);
+        z.fill(0.0);
+        for (y, pixels) in grad.chunks(wo).enumerate() {
+            let (i, ty) = (y % 2, y / 2);
+            let (left, right) = z[2 * i * t..(2 * i + 2) * t].split_at_mut(t);
+            let (left, right) = (&mut left[ty * row..][..row - 1], &mut right[ty * row..][..row - 1]);
+            let pairs = pixels.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                left[wo / 2] = *last;
+            }
+            for (pair, (l, r)) in pairs.zip(left.iter_mut().zip(right.iter_mut())) {
+                *l = pair[0];
+                *r = pair[1];
+            }
+        }
+        // Rows: a[r][j] from z[0][j] and z[1][j].
+        for j in 0..2 {
+            let (z0, z1) = (&z[j * t..][..t], &z[(2 + j) * t..][..t]);
+            let at = |r: usize| (r * 2 + j) * t;
+            combine(&mut a[at(0)..][..t], z0, z0, |a, _| a);
+            combine(&mut a[at(1)..][..t], z0, z1, |a, b| a + b);
+            combine(&mut a[at(2)..][..t], z0, z1, |a, b| a - b);
+            combine(&mut a[at(3)..][..t], z1, z1, |a, _| -a);
+        }
+        // Columns: m[r·4 + k] from a[r][0] and a[r][1].
+        for r in 0..4 {
+            let (a0, a1) = (&a[(r * 2) * t..][..t], &a[(r * 2 + 1) * t..][..t]);
+            let at = |k: usize| (r * 4 + k) * stride + o * t;
+            combine(&mut m[at(0)..][..t], a0, a0, |a, _| a);
+            combine(&mut m[at(1)..][..t], a0, a1, |a, b| a + b);
+            combine(&mut m[at(2)..][..t], a0, a1, |a, b| a - b);
+            combine(&mut m[at(3)..][..t], a1, a1, |a, _| -a);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +464,48 @@ mod tests {
                 assert!((*a as f64 - b).abs() < 1e-5 * (c as f64 * 9.0), "c{c} o{o} {h}×{w} p{p} [{i}]: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn kernel_gradient_matches_the_direct_sum_over_pixels() {
+        // dW[o][c][ki][kj] = Σ_images Σ_(oy, ox) dy[o][oy][ox] · x[c][oy + ki − p][ox + kj − p].
+        for &(c, o, h, w, p) in &[(3, 4, 6, 6, 1), (2, 3, 7, 5, 1), (2, 2, 6, 7, 0), (1, 2, 3, 4, 2)] {
+            let plane = Plane { height: h, width: w, padding: p };
+            let (ho, wo) = (plane.out_h(), plane.out_w());
+            let mut sum = KernelGradient::new(o, c);
+            let mut expected = vec![0f64; o * c * 9];
+            let mut scratch = Scratch::default();
+            for image in 0..2 {
+                let (x, dy) = (values(c * h * w, 7 + image), values(o * ho * wo, 9 + image));
+                sum.add(plane, &x, &dy, &mut scratch);
+                for (k, e) in expected.iter_mut().enumerate() {
+                    let (oc, ic, ki, kj) = (k / (c * 9), k / 9 % c, k / 3 % 3, k % 3);
+                    for oy in 0..ho {
+                        for ox in 0..wo {
+                            let (iy, ix) = ((oy + ki) as isize - p as isize, (ox + kj) as isize - p as isize);
+                            if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                                let pixel = x[(ic * h + iy as usize) * w + ix as usize] as f64;
+                                *e += dy[(oc * ho + oy) * wo + ox] as f64 * pixel;
+                            }
+                        }
+                    }
+                }
+            }
+            for (k, (a, b)) in sum.finish().iter().zip(&expected).enumerate() {
+                assert!((*a as f64 - b).abs() < 1e-4 * b.abs().max(1.0), "c{c} o{o} {h}×{w} p{p} [{k}]: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn untransform_is_the_adjoint_of_the_kernel_transform() {
+        // ⟨G g Gᵀ, u⟩ = ⟨g, Gᵀ u G⟩.
+        let (g, u) = (values(9, 1), values(16, 2));
+        let t = transform_kernel(&g.clone().try_into().unwrap());
+        let back = untransform_kernel(&u.clone().try_into().unwrap());
+        let lhs: f32 = t.iter().zip(&u).map(|(a, b)| a * b).sum();
+        let rhs: f32 = g.iter().zip(&back).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-5, "{lhs} vs {rhs}");
     }
 
     #[test]
