@@ -16,7 +16,7 @@
 //! - [`activation`]: ReLU and the residual add + ReLU with one-pass backward passes;
 //! - [`pool`]: max pooling with overlapping windows and its backward pass;
 //! - [`winograd`]: 3×3 stride-1 convolution by Winograd's F(2×2, 3×3), which [`conv`] uses for
-//!   the forward pass and the input gradient of the layers where it pays.
+//!   the forward pass and both gradients of the layers where it pays.
 //!
 //! They run on CPU `f32` tensors ([`applies_to`]); the layers in `models::layers` check that and
 //! fall back to candle's own ops on any other device or dtype, so the same model code runs on CUDA
