@@ -174,6 +174,10 @@ pub fn convolve(plane: Plane, kernel: &Kernel, image: &[f32], bias: &[f32], y: &
     transform_output(plane, o, &s.m, bias, y, &mut s.rows);
 }
 
+/// Splits the zero-padded image into four parity sub-planes per channel: `quarters[c][a][b]` holds
+/// the padded pixels at (row `2k + a`, column `2l + b`) at `k · row + l`. The input value `d[i][j]`
+/// of tile `n = ty · row + tx` is then `quarters[c][i % 2][j % 2][n + (i / 2) · row + j / 2]`:
+/// each of the 16 tile positions is a shifted contiguous run.
 fn split_parities(plane: Plane, image: &[f32], channels: usize, s: &mut Scratch) {
     let (h, w, p, row, q) = (plane.height, plane.width, plane.padding, plane.row(), plane.quarter());
     // The padding positions are never written, so they stay zero while the plane is the same.
