@@ -106,6 +106,12 @@ impl ConvGeometry {
         (shape && pays).then_some(Plane { height: self.height, width: self.width, padding: self.padding })
     }
 
+    /// Images in each of the fixed runs the order-stable sums over images cut a batch into
+    /// ([`image_chunks`] runs).
+    fn images_per_run(&self) -> usize {
+        self.batch.div_ceil(image_chunks(self.batch)).max(1)
+    }
+
     fn is_pointwise(&self) -> bool {
         self.kernel_h == 1 && self.kernel_w == 1 && self.stride == 1 && self.padding == 0
     }
@@ -472,7 +478,7 @@ pub fn backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: bool,
 /// the same fixed runs as [`lowered_backward`] (so the same bits whichever worker runs which).
 fn winograd_kernel_gradient(g: &ConvGeometry, plane: Plane, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (o, n) = (g.out_channels, g.out_pixels());
-    let per_run = g.batch.div_ceil(image_chunks(g.batch)).max(1);
+    let per_run = g.images_per_run();
     let partials: Vec<(winograd::KernelGradient, Vec<f32>)> = x
         .par_chunks(per_run * g.image_len())
         .zip(dy.par_chunks(per_run * o * n))
@@ -480,9 +486,7 @@ fn winograd_kernel_gradient(g: &ConvGeometry, plane: Plane, x: &[f32], dy: &[f32
             let (mut dw, mut db) = (winograd::KernelGradient::new(o, g.in_channels), vec![0f32; o]);
             winograd::with_scratch(|s| {
                 for (image, dy) in x_run.chunks(g.image_len()).zip(dy_run.chunks(o * n)) {
-                    for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
-                        *d += row.iter().sum::<f32>();
-                    }
+                    add_bias_gradient(&mut db, dy, n);
                     dw.add(plane, image, dy, s);
                 }
             });
@@ -517,7 +521,7 @@ fn winograd_input_gradient(g: &ConvGeometry, plane: Plane, w: &[f32], dy: &[f32]
 fn lowered_backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: bool, kernel: bool) -> Gradients {
     let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
     let mut dx = if input { vec![0f32; g.batch * g.image_len()] } else { Vec::new() };
-    let per_run = g.batch.div_ceil(image_chunks(g.batch)).max(1);
+    let per_run = g.images_per_run();
     let dx_runs: Vec<Option<&mut [f32]>> = if input {
         dx.chunks_mut(per_run * g.image_len()).map(Some).collect()
     } else {
@@ -534,9 +538,7 @@ fn lowered_backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: b
                 let mut wide = std::mem::take(&mut s.wide);
                 let dy_lowered = g.lowered_output(dy, &mut wide);
                 if kernel {
-                    for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
-                        *d += row.iter().sum::<f32>();
-                    }
+                    add_bias_gradient(&mut db, dy, n);
                     let cols = g.columns(image, &mut s);
                     matmul(o, p, m, &mut dw, MatRef::rows(dy_lowered, m), MatRef::transposed(cols, m), true);
                 }
@@ -562,6 +564,13 @@ fn lowered_backward(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32], input: b
         db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
     }
     Gradients { input: input.then_some(dx), kernel: kernel.then_some(dw), bias: kernel.then_some(db) }
+}
+
+/// Adds one image's bias gradient to `db`: the sum of each output channel's `n` values of `dy`.
+fn add_bias_gradient(db: &mut [f32], dy: &[f32], n: usize) {
+    for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
+        *d += row.iter().sum::<f32>();
+    }
 }
 
 /// Into how many runs of consecutive images a batch of `batch` is cut for the order-stable sums

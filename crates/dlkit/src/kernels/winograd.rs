@@ -164,14 +164,19 @@ pub fn convolve(plane: Plane, kernel: &Kernel, image: &[f32], bias: &[f32], y: &
     assert_eq!(image.len(), c * plane.height * plane.width, "winograd: image size");
     assert_eq!(y.len(), o * plane.out_h() * plane.out_w(), "winograd: output size");
     assert_eq!(bias.len(), o, "winograd: one bias per output channel");
-    s.v.resize(XI * c * t, 0.0);
+    transform_image(plane, image, c, s);
     s.m.resize(XI * o * t, 0.0);
-    split_parities(plane, image, c, s);
-    transform_input(plane, c, &s.quarters, &mut s.v, &mut s.rows);
     for ((m, u), v) in s.m.chunks_mut(o * t).zip(kernel.u.chunks(o * c)).zip(s.v.chunks(c * t)) {
         matmul(o, t, c, m, MatRef::rows(u, c), MatRef::rows(v, t), false);
     }
     transform_output(plane, o, &s.m, bias, y, &mut s.rows);
+}
+
+/// `V = Bᵀ d B` of every tile of `image` (`channels × H × W`) into `s.v` (`v[ξ][c][tile]`).
+fn transform_image(plane: Plane, image: &[f32], channels: usize, s: &mut Scratch) {
+    s.v.resize(XI * channels * plane.tiles(), 0.0);
+    split_parities(plane, image, channels, s);
+    transform_input(plane, channels, &s.quarters, &mut s.v, &mut s.rows);
 }
 
 /// Splits the zero-padded image into four parity sub-planes per channel: `quarters[c][a][b]` holds
@@ -193,17 +198,20 @@ fn split_parities(plane: Plane, image: &[f32], channels: usize, s: &mut Scratch)
             // Pixel x is at padded column x + p: pixel 2m in parity p % 2 at l = m + p / 2, pixel
             // 2m + 1 in the other parity at l = m + ⌈p / 2⌉.
             let (first, second) = if p % 2 == 0 { (even, odd) } else { (odd, even) };
-            let first = &mut first[k * row + p / 2..][..w.div_ceil(2)];
-            let second = &mut second[k * row + p.div_ceil(2)..][..w / 2];
-            let pairs = pixels.chunks_exact(2);
-            if let [last] = pairs.remainder() {
-                first[w / 2] = *last;
-            }
-            for (pair, (f, s)) in pairs.zip(first.iter_mut().zip(second.iter_mut())) {
-                *f = pair[0];
-                *s = pair[1];
-            }
+            deinterleave(pixels, &mut first[k * row + p / 2..], &mut second[k * row + p.div_ceil(2)..]);
         }
+    }
+}
+
+/// Copies `pixels[2m]` to `even[m]` and `pixels[2m + 1]` to `odd[m]`.
+fn deinterleave(pixels: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let pairs = pixels.chunks_exact(2);
+    if let [last] = pairs.remainder() {
+        even[pixels.len() / 2] = *last;
+    }
+    for (pair, (e, o)) in pairs.zip(even.iter_mut().zip(odd.iter_mut())) {
+        *e = pair[0];
+        *o = pair[1];
     }
 }
 
@@ -315,9 +323,7 @@ impl KernelGradient {
         let (o, c, t) = (self.outputs, self.inputs, plane.tiles());
         assert_eq!(image.len(), c * plane.height * plane.width, "winograd: image size");
         assert_eq!(dy.len(), o * plane.out_h() * plane.out_w(), "winograd: output gradient size");
-        split_parities(plane, image, c, s);
-        s.v.resize(XI * c * t, 0.0);
-        transform_input(plane, c, &s.quarters, &mut s.v, &mut s.rows);
+        transform_image(plane, image, c, s);
         s.m.resize(XI * o * t, 0.0);
         transform_output_gradient(plane, o, dy, &mut s.m, &mut s.rows);
         for ((du, m), v) in self.du.chunks_mut(o * c).zip(s.m.chunks(o * t)).zip(s.v.chunks(c * t)) {
@@ -372,15 +378,7 @@ fn transform_output_gradient(plane: Plane, outputs: usize, dy: &[f32], m: &mut [
         for (y, pixels) in grad.chunks(wo).enumerate() {
             let (i, ty) = (y % 2, y / 2);
             let (left, right) = z[2 * i * t..(2 * i + 2) * t].split_at_mut(t);
-            let (left, right) = (&mut left[ty * row..][..row - 1], &mut right[ty * row..][..row - 1]);
-            let pairs = pixels.chunks_exact(2);
-            if let [last] = pairs.remainder() {
-                left[wo / 2] = *last;
-            }
-            for (pair, (l, r)) in pairs.zip(left.iter_mut().zip(right.iter_mut())) {
-                *l = pair[0];
-                *r = pair[1];
-            }
+            deinterleave(pixels, &mut left[ty * row..], &mut right[ty * row..]);
         }
         // Rows: a[r][j] from z[0][j] and z[1][j].
         for j in 0..2 {
