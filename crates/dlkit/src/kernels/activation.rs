@@ -5,7 +5,7 @@
 //! output is positive, else 0 (the subgradient at 0 is 0, as in PyTorch). `add_relu(a, b)`
 //! computes `max(a + b, 0)` in one pass and hands the same gradient to both inputs.
 
-use super::{f32_slice, with_f32};
+use super::{f32_slice, output_buffer, with_f32};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -16,7 +16,7 @@ const CHUNK: usize = 1 << 15;
 fn masked_gradient(y: &Tensor, dy: &Tensor, op: &str) -> Result<Tensor> {
     let dx = with_f32(y, op, |y| {
         with_f32(dy, op, |dy| {
-            let mut dx = vec![0f32; y.len()];
+            let mut dx = output_buffer(y.len());
             dx.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK))).for_each(|(dx, (y, dy))| {
                 for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
                     *dx = if y > 0.0 { dy } else { 0.0 };
@@ -37,7 +37,7 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, self.name())?;
-        let mut y = vec![0f32; x.len()];
+        let mut y = output_buffer(x.len());
         y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
             y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0));
         });
@@ -61,7 +61,7 @@ impl CustomOp2 for AddRelu {
             candle_core::bail!("add_relu: shapes {:?} and {:?} differ", la.shape(), lb.shape())
         }
         let (a, b) = (f32_slice(sa, la, self.name())?, f32_slice(sb, lb, self.name())?);
-        let mut y = vec![0f32; a.len()];
+        let mut y = output_buffer(a.len());
         y.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(y, (a, b))| {
             for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
                 *y = (a + b).max(0.0);

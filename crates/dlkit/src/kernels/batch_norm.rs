@@ -12,7 +12,7 @@
 //! The batch statistics come back to the caller (for the running averages) through
 //! [`BatchStats`], and the backward pass reuses them.
 
-use super::{f32_slice, with_f32};
+use super::{f32_slice, output_buffer, with_f32};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -114,7 +114,7 @@ fn normalize_with<const RELU: bool>(x: &[f32], stats: &BatchStats, gamma: &[f32]
     let channels = gamma.len();
     let scale: Vec<f32> = (0..channels).map(|c| gamma[c] / (stats.variance[c] + eps).sqrt()).collect();
     let shift: Vec<f32> = (0..channels).map(|c| beta[c] - stats.mean[c] * scale[c]).collect();
-    let mut y = vec![0f32; x.len()];
+    let mut y = output_buffer(x.len());
     let image = channels * pixels;
     y.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(y, x)| {
         for (c, (y, x)) in y.chunks_mut(pixels).zip(x.chunks(pixels)).enumerate() {
@@ -166,7 +166,7 @@ fn backward_with<const RELU: bool>(
         })
         .unzip();
     let n = stats.count as f32;
-    let mut dx = vec![0f32; x.len()];
+    let mut dx = output_buffer(x.len());
     let image = channels * pixels;
     let inputs = x.par_chunks(image).zip(y.par_chunks(image)).zip(dy.par_chunks(image));
     dx.par_chunks_mut(image).zip(inputs).for_each(|(dx, ((x, y), dy))| {

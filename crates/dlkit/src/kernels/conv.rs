@@ -14,7 +14,7 @@
 //! pass and both gradients.
 
 use super::winograd::{self, Plane};
-use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul, with_f32, MatRef};
+use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul, output_buffer, with_f32, MatRef};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -404,7 +404,7 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], epilog
     if let Some(r) = epilogue.residual() {
         assert_eq!(r.len(), g.batch * o * n, "conv2d: the residual must be shaped like the output");
     }
-    let mut out = vec![0f32; g.batch * o * n];
+    let mut out = output_buffer(g.batch * o * n);
     if let Some(plane) = g.winograd() {
         let kernel = winograd::Kernel::new(w, o, g.in_channels);
         x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).enumerate().for_each(|(i, (image, y))| {
@@ -510,7 +510,7 @@ fn winograd_input_gradient(g: &ConvGeometry, plane: Plane, w: &[f32], dy: &[f32]
     let kernel = winograd::Kernel::for_input_gradient(w, o, g.in_channels);
     let transposed = Plane { height: g.out_h(), width: g.out_w(), padding: 2 - plane.padding };
     let zero_bias = vec![0f32; g.in_channels];
-    let mut dx = vec![0f32; g.batch * g.image_len()];
+    let mut dx = output_buffer(g.batch * g.image_len());
     dy.par_chunks(o * n).zip(dx.par_chunks_mut(g.image_len())).for_each(|(dy, dx)| {
         winograd::with_scratch(|s| winograd::convolve(transposed, &kernel, dy, &zero_bias, dx, s))
     });

@@ -10,7 +10,7 @@
 //! `[inputs, outputs]` product, and adding the L2 penalty's gradient or updating the weight then
 //! walks it with a stride. Here every product is one multithreaded GEMM into a contiguous buffer.
 
-use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul_parallel, with_f32, MatRef};
+use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul_parallel, output_buffer, with_f32, MatRef};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `y = x·wᵀ + b` for row-major `x` (`batch × inputs`) and `w` (`outputs × inputs`).
@@ -35,12 +35,12 @@ pub struct Gradients {
 /// work), the kernel's and the bias's only when `kernel`.
 pub fn backward(batch: usize, (inputs, outputs): (usize, usize), x: &[f32], w: &[f32], dy: &[f32], input: bool, kernel: bool) -> Gradients {
     let dx = input.then(|| {
-        let mut dx = vec![0.0; batch * inputs];
+        let mut dx = output_buffer(batch * inputs);
         matmul_parallel(batch, inputs, outputs, &mut dx, MatRef::rows(dy, outputs), MatRef::rows(w, inputs), false);
         dx
     });
     let dw = kernel.then(|| {
-        let mut dw = vec![0.0; outputs * inputs];
+        let mut dw = output_buffer(outputs * inputs);
         matmul_parallel(outputs, inputs, batch, &mut dw, MatRef::transposed(dy, outputs), MatRef::rows(x, inputs), false);
         dw
     });

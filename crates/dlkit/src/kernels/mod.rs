@@ -69,6 +69,24 @@ pub(crate) fn bias_or_zeros(bias: Option<&Tensor>, w: &Tensor) -> Result<Tensor>
     }
 }
 
+/// A buffer of `len` floats for an output that its kernel writes in full before anything reads
+/// it, so it is not zero-filled first (that fill was one more pass over every activation and
+/// gradient of a step). Its contents are unspecified until written, like candle's own
+/// `alloc_uninit`; debug builds (the tests) fill it with NaN, so that a kernel leaving any
+/// element unwritten fails its comparisons.
+#[allow(clippy::uninit_vec)]
+pub(crate) fn output_buffer(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    if cfg!(debug_assertions) {
+        v.resize(len, f32::NAN);
+    } else {
+        // SAFETY: the capacity is `len`; every bit pattern is an `f32`, and each caller writes
+        // every element before reading it (the NaN fill of debug builds checks that in tests).
+        unsafe { v.set_len(len) };
+    }
+    v
+}
+
 /// A custom op's gradient for `like` as a tensor of its shape, or `None` when `like` is not
 /// tracked (no gradient asked for) or none was computed.
 pub(crate) fn gradient_tensor(values: Option<Vec<f32>>, like: &Tensor) -> Result<Option<Tensor>> {

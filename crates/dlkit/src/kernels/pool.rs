@@ -4,7 +4,7 @@
 //! holds the maximum (as PyTorch does), found again from the input instead of storing indices.
 //! (candle's `maximum`, used by the fallback on other devices, splits it between tied maxima.)
 
-use super::{f32_slice, with_f32};
+use super::{f32_slice, output_buffer, with_f32};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -61,7 +61,7 @@ impl CustomOp1 for MaxPool {
         let p = self.0;
         let x = f32_slice(s, l, self.name())?;
         let out_plane = p.out_h() * p.out_w();
-        let mut y = vec![0f32; b * c * out_plane];
+        let mut y = output_buffer(b * c * out_plane);
         y.par_chunks_mut(out_plane).zip(x.par_chunks(p.height * p.width)).for_each(|(y, x)| {
             p.for_each_max(x, |o, _, v| y[o] = v);
         });
