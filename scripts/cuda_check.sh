@@ -5,8 +5,8 @@
 # nvcc and the CUDA headers come from PyPI wheels (installed into a private folder); candle's
 # CUDA kernels are compiled to PTX for compute capability 9.0 (Hopper, the course's GPUs) and the
 # Rust code is type-checked (candle's link-only static library of quantized-LLM kernels is left
-# empty: see scripts/nvcc_typecheck.sh). Nothing is linked: candle links libcuda/cuBLAS/cuRAND/NVRTC, which
-# only a CUDA machine has (README, "CUDA").
+# empty: see scripts/nvcc_typecheck.sh). Nothing is linked: candle links libcuda, cuBLAS,
+# cuRAND and NVRTC, which only a CUDA machine has (README, "CUDA").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
