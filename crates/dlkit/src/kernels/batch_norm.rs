@@ -114,8 +114,14 @@ fn normalize_with<const RELU: bool>(x: &[f32], stats: &BatchStats, gamma: &[f32]
     let channels = gamma.len();
     let scale: Vec<f32> = (0..channels).map(|c| gamma[c] / (stats.variance[c] + eps).sqrt()).collect();
     let shift: Vec<f32> = (0..channels).map(|c| beta[c] - stats.mean[c] * scale[c]).collect();
+    scale_shift::<RELU>(x, &scale, &shift, pixels)
+}
+
+/// `x·scale + shift` per channel (then `max(·, 0)` with `RELU`) of a `batch × channels × pixels`
+/// array, one channel's `scale` and `shift` per plane.
+fn scale_shift<const RELU: bool>(x: &[f32], scale: &[f32], shift: &[f32], pixels: usize) -> Vec<f32> {
     let mut y = output_buffer(x.len());
-    let image = channels * pixels;
+    let image = scale.len() * pixels;
     y.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(y, x)| {
         for (c, (y, x)) in y.chunks_mut(pixels).zip(x.chunks(pixels)).enumerate() {
             let (scale, shift) = (scale[c], shift[c]);
@@ -123,6 +129,25 @@ fn normalize_with<const RELU: bool>(x: &[f32], stats: &BatchStats, gamma: &[f32]
         }
     });
     y
+}
+
+/// `max(x·scale + shift, 0)` per channel of a CPU `f32` tensor `[N, C, …]`, in one pass: a batch
+/// norm in evaluation mode (`scale` and `shift` from its running statistics, one per channel)
+/// followed by ReLU.
+pub fn affine_relu(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+    let (_, channels, pixels) = dims(x.shape())?;
+    let op = "batch norm (inference)";
+    let y = with_f32(x, op, |x| {
+        with_f32(scale, op, |scale| {
+            with_f32(shift, op, |shift| {
+                if scale.len() != channels || shift.len() != channels {
+                    candle_core::bail!("{op}: {} scales and {} shifts for {channels} channels", scale.len(), shift.len())
+                }
+                Ok(scale_shift::<true>(x, scale, shift, pixels))
+            })
+        })
+    })?;
+    Tensor::from_vec(y, x.shape(), x.device())
 }
 
 /// Gradients (`dx`, `dγ`, `dβ`) of [`normalize`] given the output gradient `dy`; `relu` is the
@@ -342,5 +367,17 @@ mod tests {
                 assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0), "ReLU cut some outputs, not all");
             }
         }
+    }
+
+    #[test]
+    fn inference_affine_relu_by_hand() {
+        // 2 images × 2 channels × 3 pixels; channel 0: 2x + 1, channel 1: −x (then ReLU).
+        let dev = candle_core::Device::Cpu;
+        let x = Tensor::new(&[[[-1f32, 0.0, 2.0], [1.0, -2.0, 0.5]], [[-0.5, 3.0, -4.0], [-1.0, 0.0, 7.0]]], &dev).unwrap();
+        let (scale, shift) = (Tensor::new(&[2f32, -1.0], &dev).unwrap(), Tensor::new(&[1f32, 0.0], &dev).unwrap());
+        let y = affine_relu(&x, &scale, &shift).unwrap();
+        let expected = [[[0f32, 1.0, 5.0], [0.0, 2.0, 0.0]], [[0.0, 7.0, 0.0], [1.0, 0.0, 0.0]]];
+        assert_eq!(y.to_vec3::<f32>().unwrap(), expected);
+        assert!(affine_relu(&x, &shift.narrow(0, 0, 1).unwrap(), &shift).is_err(), "one scale for two channels");
     }
 }

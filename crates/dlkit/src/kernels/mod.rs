@@ -15,6 +15,8 @@
 //! - [`penalty`]: `Σ w²` for the L2 penalty, one pass forward and one backward;
 //! - [`activation`]: ReLU and the residual add + ReLU with one-pass backward passes;
 //! - [`pool`]: max pooling with overlapping windows and its backward pass;
+//! - [`soft_mask`]: the attention network's nearest up-sampling (with its skip connection's
+//!   add) and its gate `(1 + σ(m))·t`, one pass each way;
 //! - [`winograd`]: 3×3 stride-1 convolution by Winograd's F(2×2, 3×3), which [`conv`] uses for
 //!   the forward pass and both gradients of the layers where it pays.
 //!
@@ -28,6 +30,7 @@ pub mod conv;
 pub mod linear;
 pub mod penalty;
 pub mod pool;
+pub mod soft_mask;
 pub mod winograd;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};

@@ -307,7 +307,11 @@ pub struct FrozenBatchNorm {
 impl FrozenBatchNorm {
     /// `max(x·scale + shift, 0)` on `N × C × H × W` inputs.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        kernels::activation::relu(&x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
+        if kernels::applies_to(x) {
+            kernels::batch_norm::affine_relu(x, &self.scale, &self.shift)
+        } else {
+            x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?.relu()
+        }
     }
 }
 
@@ -457,16 +461,27 @@ pub fn max_pool2d_by_views(x: &Tensor, kernel: usize, stride: usize) -> Result<T
 /// default interpolation is `'nearest'`): every pixel of `[N, C, H, W]` becomes a
 /// `factor × factor` block of `[N, C, factor·H, factor·W]`.
 ///
-/// Built from a broadcast and a reshape, so it runs on any device and its gradient is candle's
-/// sum over each block.
+/// On CPU `f32` tensors one pass of [`kernels::soft_mask`]; elsewhere a broadcast and a reshape,
+/// whose gradient is candle's sum over each block.
 pub fn upsample_nearest2d(x: &Tensor, factor: usize) -> Result<Tensor> {
+    upsample_nearest2d_add(x, factor, None)
+}
+
+/// [`upsample_nearest2d`] plus `addend` (shaped like the output) where given, in one pass on CPU
+/// `f32` tensors (a soft-mask level's up-sampled branch and its skip connection).
+pub fn upsample_nearest2d_add(x: &Tensor, factor: usize, addend: Option<&Tensor>) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     if factor == 0 {
         candle_core::bail!("up-sampling factor must be at least 1, got 0");
     }
-    x.reshape((n, c, h, 1, w, 1))?
-        .broadcast_as((n, c, h, factor, w, factor))?
-        .reshape((n, c, h * factor, w * factor))
+    if kernels::applies_to(x) && addend.is_none_or(kernels::applies_to) {
+        return kernels::soft_mask::upsample_nearest(x, factor, addend);
+    }
+    let up = x.reshape((n, c, h, 1, w, 1))?.broadcast_as((n, c, h, factor, w, factor))?.reshape((n, c, h * factor, w * factor))?;
+    match addend {
+        Some(a) => up + a,
+        None => Ok(up),
+    }
 }
 
 /// Elements `offset, offset + stride, …` (`count` of them) of dimension `dim`, by narrowing,

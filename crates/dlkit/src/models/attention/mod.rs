@@ -285,13 +285,14 @@ impl AttentionResNet {
         for block in &self.body {
             x = match block {
                 Block::Residual(unit) => unit.forward_t(&x, train)?,
-                Block::Attention(module) => {
-                    let (y, mask) = module.forward_with_mask(&x, train)?;
-                    if let Some(masks) = masks.as_deref_mut() {
+                Block::Attention(module) => match masks.as_deref_mut() {
+                    Some(masks) => {
+                        let (y, mask) = module.forward_with_mask(&x, train)?;
                         masks.push(mask);
+                        y
                     }
-                    y
-                }
+                    None => module.forward_t(&x, train)?,
+                },
             };
         }
         Ok(x)

@@ -18,7 +18,8 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::residual_unit::{FrozenUnit, ResidualUnit, Shortcut};
-use crate::models::layers::{conv2d, max_pool2d, upsample_nearest2d, Conv2d, FrozenConv, KernelInit, Padding};
+use crate::kernels;
+use crate::models::layers::{conv2d, max_pool2d, upsample_nearest2d_add, Conv2d, FrozenConv, KernelInit, Padding};
 
 /// One level of the soft-mask branch: max-pool, a residual unit, the next level (if any), a
 /// residual unit, up-sampling; below the outermost level, plus a skip connection.
@@ -58,11 +59,8 @@ impl ModuleT for MaskLevel {
         if let Some(inner) = &self.inner {
             m = inner.forward_t(&m, train)?;
         }
-        let m = upsample_nearest2d(&self.up.forward_t(&m, train)?, 2)?;
-        match &self.skip {
-            Some(skip) => m + skip.forward_t(x, train)?,
-            None => Ok(m),
-        }
+        let skip = self.skip.as_ref().map(|skip| skip.forward_t(x, train)).transpose()?;
+        upsample_nearest2d_add(&self.up.forward_t(&m, train)?, 2, skip.as_ref())
     }
 }
 
@@ -92,11 +90,8 @@ impl FrozenMaskLevel {
         if let Some(inner) = &self.inner {
             m = inner.forward(&m)?;
         }
-        let m = upsample_nearest2d(&self.up.forward(&m)?, 2)?;
-        match &self.skip {
-            Some(skip) => m + skip.forward(x)?,
-            None => Ok(m),
-        }
+        let skip = self.skip.as_ref().map(|skip| skip.forward(x)).transpose()?;
+        upsample_nearest2d_add(&self.up.forward(&m)?, 2, skip.as_ref())
     }
 }
 
@@ -139,6 +134,22 @@ impl AttentionModule {
 
     /// The module's output and its soft mask M ∈ (0, 1), the mask shaped like the trunk's output.
     pub fn forward_with_mask(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        self.check_input(x)?;
+        let (logits, trunk) = self.mask_logits_and_trunk(x, train)?;
+        Ok((self.post.forward_t(&gate(&logits, &trunk)?, train)?, candle_nn::ops::sigmoid(&logits)?))
+    }
+
+    /// The soft mask's logits (before the sigmoid) and the trunk's output, for an input whose
+    /// size was checked.
+    fn mask_logits_and_trunk(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        let x = self.pre.forward_t(x, train)?;
+        let trunk = self.trunk[1].forward_t(&self.trunk[0].forward_t(&x, train)?, train)?;
+        let logits = self.mask_conv2.forward(&self.mask_conv1.forward(&self.mask.forward_t(&x, train)?)?)?;
+        Ok((logits, trunk))
+    }
+
+    /// Checks that the mask's `skip` halvings divide the input's size.
+    fn check_input(&self, x: &Tensor) -> Result<()> {
         let (_, _, h, w) = x.dims4()?;
         let scale = 1usize << self.skip;
         if !h.is_multiple_of(scale) || !w.is_multiple_of(scale) {
@@ -148,12 +159,17 @@ impl AttentionModule {
                 self.skip
             )
         }
-        let x = self.pre.forward_t(x, train)?;
-        let trunk = self.trunk[1].forward_t(&self.trunk[0].forward_t(&x, train)?, train)?;
-        let mask = self.mask_conv2.forward(&self.mask_conv1.forward(&self.mask.forward_t(&x, train)?)?)?;
-        let mask = candle_nn::ops::sigmoid(&mask)?;
-        let attended = ((&mask + 1.0)? * trunk)?;
-        Ok((self.post.forward_t(&attended, train)?, mask))
+        Ok(())
+    }
+}
+
+/// The attention gate `(1 + σ(logits))·trunk`: one pass of [`kernels::soft_mask`] on CPU `f32`
+/// tensors, candle's ops elsewhere.
+fn gate(logits: &Tensor, trunk: &Tensor) -> Result<Tensor> {
+    if kernels::applies_to(logits) && kernels::applies_to(trunk) {
+        kernels::soft_mask::attention_gate(logits, trunk)
+    } else {
+        (candle_nn::ops::sigmoid(logits)? + 1.0)? * trunk
     }
 }
 
@@ -188,14 +204,15 @@ impl FrozenModule {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.pre.forward(x)?;
         let trunk = self.trunk[1].forward(&self.trunk[0].forward(&x)?)?;
-        let mask = self.mask_conv2.forward(&self.mask_conv1.forward(&self.mask.forward(&x)?)?)?;
-        let attended = ((candle_nn::ops::sigmoid(&mask)? + 1.0)? * trunk)?;
-        self.post.forward(&attended)
+        let logits = self.mask_conv2.forward(&self.mask_conv1.forward(&self.mask.forward(&x)?)?)?;
+        self.post.forward(&gate(&logits, &trunk)?)
     }
 }
 
 impl ModuleT for AttentionModule {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        Ok(self.forward_with_mask(x, train)?.0)
+        self.check_input(x)?;
+        let (logits, trunk) = self.mask_logits_and_trunk(x, train)?;
+        self.post.forward_t(&gate(&logits, &trunk)?, train)
     }
 }
