@@ -400,20 +400,38 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32>
 
 /// [`forward`] followed by `epilogue` on every output value, in the same pass over the output.
 pub fn forward_with(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], epilogue: Epilogue<&[f32]>) -> Vec<f32> {
+    let len = g.out_channels * g.out_pixels();
+    let mut out = output_buffer(g.batch * len);
+    forward_into(g, x, w, bias, epilogue, &mut out, (len, 0));
+    out
+}
+
+/// [`forward_with`] into the channels `start / (Ho·Wo)`… of a larger output whose images are
+/// `image_stride` values apart (`(image_stride, start)`), e.g. one branch of a concatenation.
+fn forward_into(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    epilogue: Epilogue<&[f32]>,
+    out: &mut [f32],
+    (image_stride, start): (usize, usize),
+) {
     let (o, p, n, m) = (g.out_channels, g.patch_len(), g.out_pixels(), g.lowered_len());
     if let Some(r) = epilogue.residual() {
         assert_eq!(r.len(), g.batch * o * n, "conv2d: the residual must be shaped like the output");
     }
-    let mut out = output_buffer(g.batch * o * n);
+    assert!(start + o * n <= image_stride && out.len() == g.batch * image_stride, "conv2d: output block out of bounds");
+    let images = out.par_chunks_mut(image_stride).map(|y| &mut y[start..start + o * n]);
     if let Some(plane) = g.winograd() {
         let kernel = winograd::Kernel::new(w, o, g.in_channels);
-        x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).enumerate().for_each(|(i, (image, y))| {
+        x.par_chunks(g.image_len()).zip(images).enumerate().for_each(|(i, (image, y))| {
             winograd::with_scratch(|s| winograd::convolve(plane, &kernel, image, bias, y, s));
             epilogue.apply(y, i * o * n);
         });
-        return out;
+        return;
     }
-    x.par_chunks(g.image_len()).zip(out.par_chunks_mut(o * n)).enumerate().for_each_init(
+    x.par_chunks(g.image_len()).zip(images).enumerate().for_each_init(
         Scratch::default,
         |s, (i, (image, y))| {
             let mut wide = std::mem::take(&mut s.wide);
@@ -440,7 +458,6 @@ pub fn forward_with(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], epilog
             s.wide = wide;
         },
     );
-    out
 }
 
 /// The gradients of one convolution (see [`backward`]).
@@ -693,6 +710,46 @@ pub fn conv2d_inference(
     }
 }
 
+/// One convolution of [`conv2d_inference_concat`]: kernel, bias, stride, padding.
+pub type Branch<'a> = (&'a Tensor, &'a Tensor, usize, usize);
+
+/// Several inference convolutions of the same input `x`, each followed by ReLU when `relu`, their
+/// outputs side by side on the channel axis in the order given (an inception module's
+/// concatenation). On CPU `f32` tensors each convolution writes its channels of the result in
+/// place, with no separate outputs to copy; elsewhere it is [`conv2d_inference`] and `cat`.
+pub fn conv2d_inference_concat(x: &Tensor, branches: &[Branch], relu: bool) -> Result<Tensor> {
+    let geometries =
+        branches.iter().map(|(w, _, stride, padding)| ConvGeometry::new(x.shape(), w.shape(), *stride, *padding)).collect::<Result<Vec<_>>>()?;
+    let Some(first) = geometries.first() else { candle_core::bail!("conv2d concat: no convolutions given") };
+    let (ho, wo, batch) = (first.out_h(), first.out_w(), first.batch);
+    for (g, (_, bias, ..)) in geometries.iter().zip(branches) {
+        if (g.out_h(), g.out_w()) != (ho, wo) {
+            candle_core::bail!("conv2d concat: outputs of {}×{} and {ho}×{wo} cannot sit side by side", g.out_h(), g.out_w())
+        }
+        if bias.elem_count() != g.out_channels {
+            candle_core::bail!("conv2d: bias has {} values for {} output channels", bias.elem_count(), g.out_channels)
+        }
+    }
+    let all_cpu = super::applies_to(x) && branches.iter().all(|(w, b, ..)| super::applies_to(w) && super::applies_to(b));
+    if !all_cpu {
+        let epilogue = if relu { Epilogue::Relu } else { Epilogue::Identity };
+        let parts = branches.iter().map(|(w, b, stride, padding)| conv2d_inference(x, w, b, *stride, *padding, epilogue)).collect::<Result<Vec<_>>>()?;
+        return Tensor::cat(&parts, 1);
+    }
+    let (total, n) = (geometries.iter().map(|g| g.out_channels).sum::<usize>(), ho * wo);
+    let mut out = output_buffer(batch * total * n);
+    let (name, epilogue) = ("dlkit-conv2d-inference", if relu { Epilogue::Relu } else { Epilogue::Identity });
+    with_f32(x, name, |x| {
+        let mut start = 0;
+        for (g, (w, b, ..)) in geometries.iter().zip(branches) {
+            with_f32(w, name, |w| with_f32(b, name, |b| Ok(forward_into(g, x, w, b, epilogue, &mut out, (total * n, start)))))?;
+            start += g.out_channels * n;
+        }
+        Ok(())
+    })?;
+    Tensor::from_vec(out, (batch, total, ho, wo), x.device())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -785,6 +842,49 @@ mod tests {
             assert!(conv2d_inference(&x, &wt, &bias, stride, pad, Epilogue::AddRelu(&wrong)).is_err());
             assert!(conv2d_inference(&x, &wt, &bias, stride, pad, Epilogue::Add(&wrong)).is_err());
         }
+    }
+
+    #[test]
+    fn concatenated_branches_match_candles_convolutions_side_by_side() {
+        // An inception-like module: a 1×1 and a 3×3 'same' convolution (im2col + GEMM on 7 × 7,
+        // Winograd on 16 × 16 with 16 channels), and a 3×3 stride-2 one beside a 3×3 stride-2
+        // 'valid' one; three images, so the images' blocks of the result interleave.
+        let dev = Device::Cpu;
+        for &(c, h, convs) in &[
+            (3, 7, &[(5, 1, 1, 0), (2, 3, 1, 1)][..]),
+            (16, 16, &[(16, 3, 1, 1), (8, 1, 1, 0), (16, 3, 1, 1)][..]),
+            (4, 9, &[(3, 3, 2, 1), (2, 5, 2, 2)][..]),
+        ] {
+            let x = Tensor::from_vec(randn(&[3, c, h, h], 5), (3, c, h, h), &dev).unwrap();
+            let params: Vec<(Tensor, Tensor, usize, usize)> = convs
+                .iter()
+                .enumerate()
+                .map(|(i, &(o, k, stride, pad))| {
+                    let w = Tensor::from_vec(randn(&[o, c, k, k], 6 + i as u64), (o, c, k, k), &dev).unwrap();
+                    (w, Tensor::from_vec(randn(&[o], 9 + i as u64), o, &dev).unwrap(), stride, pad)
+                })
+                .collect();
+            let branches: Vec<Branch> = params.iter().map(|(w, b, s, p)| (w, b, *s, *p)).collect();
+            for relu in [false, true] {
+                let parts: Vec<Tensor> = params
+                    .iter()
+                    .map(|(w, b, s, p)| {
+                        let y = x.conv2d(w, *p, *s, 1, 1).unwrap().broadcast_add(&b.reshape((1, (), 1, 1)).unwrap()).unwrap();
+                        if relu { y.relu().unwrap() } else { y }
+                    })
+                    .collect();
+                let expected = Tensor::cat(&parts, 1).unwrap();
+                let got = conv2d_inference_concat(&x, &branches, relu).unwrap();
+                assert_eq!(got.dims(), expected.dims());
+                let diff = (&got - &expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(diff < 1e-4, "{c} channels on {h}×{h}, relu {relu}: max difference {diff}");
+            }
+        }
+        // Outputs of different sizes cannot be concatenated; nor can nothing.
+        let x = Tensor::from_vec(randn(&[1, 2, 6, 6], 1), (1, 2, 6, 6), &dev).unwrap();
+        let (w, b) = (Tensor::ones((1, 2, 3, 3), DType::F32, &dev).unwrap(), Tensor::zeros(1, DType::F32, &dev).unwrap());
+        assert!(conv2d_inference_concat(&x, &[(&w, &b, 1, 1), (&w, &b, 1, 0)], true).is_err());
+        assert!(conv2d_inference_concat(&x, &[], true).is_err());
     }
 
     #[test]

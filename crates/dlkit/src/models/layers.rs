@@ -159,6 +159,13 @@ impl FrozenConv {
         self.apply(x, kernels::conv::Epilogue::AddRelu(shortcut))
     }
 
+    /// `max(conv(x) + bias, 0)` of each of `convs` on the same `x`, concatenated on channels (an
+    /// inception module), each written straight into its channels of the result.
+    pub fn forward_relu_concat(convs: &[&FrozenConv], x: &Tensor) -> Result<Tensor> {
+        let branches: Vec<kernels::conv::Branch> = convs.iter().map(|c| (&c.weight, &c.bias, c.stride, c.padding)).collect();
+        kernels::conv::conv2d_inference_concat(x, &branches, true)
+    }
+
     fn apply(&self, x: &Tensor, epilogue: kernels::conv::Epilogue<&Tensor>) -> Result<Tensor> {
         kernels::conv::conv2d_inference(x, &self.weight, &self.bias, self.stride, self.padding, epilogue)
     }

@@ -252,7 +252,7 @@ impl Inference for FrozenMiniGoogLeNet {
         let mut x = self.stem.forward_relu(x)?;
         for block in &self.body {
             x = match block {
-                FrozenBlock::Inception(a, b) => Tensor::cat(&[a.forward_relu(&x)?, b.forward_relu(&x)?], 1)?,
+                FrozenBlock::Inception(a, b) => FrozenConv::forward_relu_concat(&[a, b], &x)?,
                 FrozenBlock::Downsample(conv) => {
                     Tensor::cat(&[conv.forward_relu(&x)?, super::layers::max_pool2d(&x, 3, 2)?], 1)?
                 }
