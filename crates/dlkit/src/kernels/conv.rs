@@ -360,18 +360,33 @@ impl<R> Epilogue<R> {
 }
 
 impl Epilogue<&[f32]> {
-    /// Writes `src` with the epilogue applied into `dst`, which starts at `offset` in the output.
-    fn write(&self, dst: &mut [f32], src: &[f32], offset: usize) {
+    /// Writes `src + bias` with the epilogue applied into `dst`, which starts at `offset` in the
+    /// output.
+    fn write(&self, dst: &mut [f32], src: &[f32], bias: f32, offset: usize) {
         match self {
-            Epilogue::Identity => dst.copy_from_slice(src),
-            Epilogue::Relu => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s.max(0.0)),
+            Epilogue::Identity => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + bias),
+            Epilogue::Relu => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = (s + bias).max(0.0)),
             Epilogue::Add(r) => {
                 let r = &r[offset..offset + dst.len()];
-                dst.iter_mut().zip(src).zip(r).for_each(|((d, &s), &r)| *d = s + r);
+                dst.iter_mut().zip(src).zip(r).for_each(|((d, &s), &r)| *d = s + bias + r);
             }
             Epilogue::AddRelu(r) => {
                 let r = &r[offset..offset + dst.len()];
-                dst.iter_mut().zip(src).zip(r).for_each(|((d, &s), &r)| *d = (s + r).max(0.0));
+                dst.iter_mut().zip(src).zip(r).for_each(|((d, &s), &r)| *d = (s + bias + r).max(0.0));
+            }
+        }
+    }
+
+    /// Adds each channel's bias to its plane of `y` (`plane` values each) and applies the
+    /// epilogue, in place and in one pass; `y` starts at `offset` in the output.
+    fn apply_biased(&self, y: &mut [f32], bias: &[f32], plane: usize, offset: usize) {
+        for (c, (y, &b)) in y.chunks_mut(plane).zip(bias).enumerate() {
+            let offset = offset + c * plane;
+            match self {
+                Epilogue::Identity => y.iter_mut().for_each(|v| *v += b),
+                Epilogue::Relu => y.iter_mut().for_each(|v| *v = (*v + b).max(0.0)),
+                Epilogue::Add(r) => y.iter_mut().zip(&r[offset..offset + plane]).for_each(|(v, &r)| *v = *v + b + r),
+                Epilogue::AddRelu(r) => y.iter_mut().zip(&r[offset..offset + plane]).for_each(|(v, &r)| *v = (*v + b + r).max(0.0)),
             }
         }
     }
@@ -441,19 +456,24 @@ fn forward_into(
             } else {
                 y
             };
-            for (row, b) in target.chunks_mut(m).zip(bias) {
-                row.fill(*b);
+            // The bias comes in with the pass that copies out of the wide buffer or applies the
+            // epilogue; with neither (a plain convolution in place), the product adds to it.
+            let bias_first = g.lowering() != Lowering::Wide && matches!(epilogue, Epilogue::Identity);
+            if bias_first {
+                for (row, b) in target.chunks_mut(m).zip(bias) {
+                    row.fill(*b);
+                }
             }
             let cols = g.columns(image, s);
-            matmul(o, m, p, target, MatRef::rows(w, p), MatRef::rows(cols, m), true);
+            matmul(o, m, p, target, MatRef::rows(w, p), MatRef::rows(cols, m), bias_first);
             if g.lowering() == Lowering::Wide {
-                // Keep the first Wo columns of every Wp-wide output row.
-                let (wo, wp) = (g.out_w(), g.padded_w());
+                // Keep the first Wo columns of every Wp-wide output row (Ho rows per channel).
+                let (wo, wp, ho) = (g.out_w(), g.padded_w(), g.out_h());
                 for (r, (dst, src)) in y.chunks_mut(wo).zip(wide.chunks(wp)).enumerate() {
-                    epilogue.write(dst, &src[..wo], i * o * n + r * wo);
+                    epilogue.write(dst, &src[..wo], bias[r / ho], i * o * n + r * wo);
                 }
-            } else {
-                epilogue.apply(y, i * o * n);
+            } else if !bias_first {
+                epilogue.apply_biased(y, bias, n, i * o * n);
             }
             s.wide = wide;
         },
