@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::legend::{series_label, single_label};
-use super::{colour, draw_reference, is_finite_point, log_axis, min_max, padded_range, plot_error, tick_label_of};
+use super::{colour, draw_reference, is_finite_point, log_axis, min_max, padded_range, plot_error, x_tick_label};
 use super::{Chart, Frame, Key, ReferenceLine};
 use crate::Result;
 
@@ -94,6 +94,14 @@ impl LineChart {
         self
     }
 
+    /// Whether every finite x of the series and markers is a whole number (epochs, steps): the
+    /// axis then labels no ticks between them (no "epoch 1.5").
+    fn whole_number_x(&self) -> bool {
+        let points = self.series.iter().flat_map(|s| &s.points).chain(self.markers.iter().map(|m| &m.at));
+        let mut xs = points.map(|p| p.0).filter(|x| x.is_finite()).peekable();
+        xs.peek().is_some() && xs.all(|x| x.fract() == 0.0)
+    }
+
     /// Check that every finite point (of series and markers) fits on the logarithmic axes;
     /// the error names what the point belongs to.
     fn check_log_axes(&self) -> Result<()> {
@@ -146,7 +154,8 @@ impl LineChart {
     {
         let f = &self.frame;
         let mut chart = f.chart_on(root, x, y, 48)?;
-        f.mesh(&mut chart).x_label_formatter(&tick_label_of).draw().map_err(plot_error)?;
+        let whole_only = !f.log_x && self.whole_number_x();
+        f.mesh(&mut chart).x_label_formatter(&|v| x_tick_label(*v, whole_only)).draw().map_err(plot_error)?;
 
         for (i, s) in self.series.iter().enumerate() {
             let c = colour(i);
@@ -255,6 +264,19 @@ mod tests {
         }
         // Adam's NaN at 1e-2 is not drawn, and its legend entry says so.
         assert!(texts.iter().any(|t| t == "Adam (1 point not finite, not drawn)"), "{texts:?}");
+    }
+
+    #[test]
+    fn an_axis_of_epochs_labels_whole_epochs_only() {
+        // Six epochs: plotters puts ticks at half epochs too; only the whole ones are labelled.
+        let epochs: Vec<(f64, f64)> = (1..=6).map(|e| (e as f64, 0.1 * e as f64)).collect();
+        let texts = svg_texts(&LineChart::new("accuracy").series("run", epochs).to_svg().expect("draws"));
+        assert!(["1", "2", "6"].iter().all(|l| texts.iter().any(|t| t == l)), "{texts:?}");
+        assert!(!texts.iter().any(|t| t == "1.5" || t == "5.5"), "{texts:?}");
+        // Fractional x values keep every tick's label.
+        let halves: Vec<(f64, f64)> = (1..=6).map(|e| (e as f64 / 2.0, 0.1 * e as f64)).collect();
+        let texts = svg_texts(&LineChart::new("accuracy").series("run", halves).to_svg().expect("draws"));
+        assert!(texts.iter().any(|t| t.contains('.') && t.parse::<f64>().is_ok_and(|v| v.fract() != 0.0 && v > 0.4)), "{texts:?}");
     }
 
     #[test]

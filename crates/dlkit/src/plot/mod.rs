@@ -199,6 +199,16 @@ fn tick_label_of(v: &f64) -> String {
     tick_label(*v)
 }
 
+/// An x tick's label; with `whole_only` (an axis of epochs or steps) a tick between two whole
+/// numbers (epoch 1.5) gets none.
+fn x_tick_label(v: f64, whole_only: bool) -> String {
+    if whole_only && v.fract() != 0.0 {
+        String::new()
+    } else {
+        tick_label(v)
+    }
+}
+
 /// One axis: the range of its values, padded by `margin` (a fraction of the span, or of the
 /// number of decades on a log axis).
 fn padded_range(lo: f64, hi: f64, log: bool, margin: f64) -> Range<f64> {
@@ -598,6 +608,12 @@ mod tests {
         assert_eq!(tick_label(2.5e-5), "2.5e-5");
         assert_eq!(tick_label(1e6), "1e6");
         assert_eq!(tick_label(-0.25), "-0.25");
+    }
+
+    #[test]
+    fn whole_number_axes_label_only_whole_ticks() {
+        assert_eq!([1.0, 1.5, 2.0, 2.5].map(|v| x_tick_label(v, true)), ["1", "", "2", ""]);
+        assert_eq!([1.0, 1.5, 0.25].map(|v| x_tick_label(v, false)), ["1", "1.5", "0.25"]);
     }
 
     #[test]
