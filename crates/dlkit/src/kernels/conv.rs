@@ -762,7 +762,12 @@ pub fn conv2d_inference_concat(x: &Tensor, branches: &[Branch], relu: bool) -> R
     with_f32(x, name, |x| {
         let mut start = 0;
         for (g, (w, b, ..)) in geometries.iter().zip(branches) {
-            with_f32(w, name, |w| with_f32(b, name, |b| Ok(forward_into(g, x, w, b, epilogue, &mut out, (total * n, start)))))?;
+            with_f32(w, name, |w| {
+                with_f32(b, name, |b| {
+                    forward_into(g, x, w, b, epilogue, &mut out, (total * n, start));
+                    Ok(())
+                })
+            })?;
             start += g.out_channels * n;
         }
         Ok(())
