@@ -13,6 +13,7 @@
 //! convolution with stride 1 and enough channels takes [`super::winograd`] instead, for the forward
 //! pass and both gradients.
 
+use super::pool::Pool;
 use super::winograd::{self, Plane};
 use super::{bias_or_zeros, f32_slice, gradient_tensor, matmul, output_buffer, with_f32, MatRef};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
@@ -72,6 +73,14 @@ impl ConvGeometry {
             candle_core::bail!("conv2d: {kernel_h}×{kernel_w} kernel larger than the padded {height}×{width} input")
         }
         Ok(ConvGeometry { batch, in_channels, height, width, out_channels, kernel_h, kernel_w, stride, padding })
+    }
+
+    /// Fails unless `bias` holds one value per output channel.
+    fn check_bias(&self, bias: &Tensor) -> Result<()> {
+        if bias.elem_count() != self.out_channels {
+            candle_core::bail!("conv2d: bias has {} values for {} output channels", bias.elem_count(), self.out_channels)
+        }
+        Ok(())
     }
 
     /// Output height: `(H + 2p − kh) / s + 1`.
@@ -350,6 +359,11 @@ pub enum Epilogue<R> {
 }
 
 impl<R> Epilogue<R> {
+    /// ReLU when `relu`, otherwise nothing: the epilogue of a convolution with no residual.
+    pub fn relu_if(relu: bool) -> Self {
+        if relu { Epilogue::Relu } else { Epilogue::Identity }
+    }
+
     /// The residual this epilogue adds, if any.
     fn residual(&self) -> Option<&R> {
         match self {
@@ -697,9 +711,7 @@ pub fn conv2d_inference(
 ) -> Result<Tensor> {
     let g = ConvGeometry::new(x.shape(), w.shape(), stride, padding)?;
     let out_shape = Shape::from((g.batch, g.out_channels, g.out_h(), g.out_w()));
-    if bias.elem_count() != g.out_channels {
-        candle_core::bail!("conv2d: bias has {} values for {} output channels", bias.elem_count(), g.out_channels)
-    }
+    g.check_bias(bias)?;
     if let Some(r) = epilogue.residual() {
         if r.shape() != &out_shape {
             candle_core::bail!("conv2d: shortcut {:?} does not match the output {:?}", r.shape(), out_shape)
@@ -730,45 +742,85 @@ pub fn conv2d_inference(
     }
 }
 
-/// One convolution of [`conv2d_inference_concat`]: kernel, bias, stride, padding.
-pub type Branch<'a> = (&'a Tensor, &'a Tensor, usize, usize);
+/// One block of channels of [`conv2d_inference_concat`]'s output, computed from its input.
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    /// A convolution: kernel, bias, stride, padding (then ReLU when the call asks for it).
+    Conv(&'a Tensor, &'a Tensor, usize, usize),
+    /// 'Valid' max pooling of the input itself, every channel: kernel, stride.
+    MaxPool(usize, usize),
+}
 
-/// Several inference convolutions of the same input `x`, each followed by ReLU when `relu`, their
-/// outputs side by side on the channel axis in the order given (an inception module's
-/// concatenation). On CPU `f32` tensors each convolution writes its channels of the result in
-/// place, with no separate outputs to copy; elsewhere it is [`conv2d_inference`] and `cat`.
-pub fn conv2d_inference_concat(x: &Tensor, branches: &[Branch], relu: bool) -> Result<Tensor> {
-    let geometries =
-        branches.iter().map(|(w, _, stride, padding)| ConvGeometry::new(x.shape(), w.shape(), *stride, *padding)).collect::<Result<Vec<_>>>()?;
-    let Some(first) = geometries.first() else { candle_core::bail!("conv2d concat: no convolutions given") };
-    let (ho, wo, batch) = (first.out_h(), first.out_w(), first.batch);
-    for (g, (_, bias, ..)) in geometries.iter().zip(branches) {
-        if (g.out_h(), g.out_w()) != (ho, wo) {
-            candle_core::bail!("conv2d concat: outputs of {}×{} and {ho}×{wo} cannot sit side by side", g.out_h(), g.out_w())
-        }
-        if bias.elem_count() != g.out_channels {
-            candle_core::bail!("conv2d: bias has {} values for {} output channels", bias.elem_count(), g.out_channels)
+/// A [`Part`] sized for the input.
+enum SizedPart<'a> {
+    Conv(ConvGeometry, &'a Tensor, &'a Tensor),
+    MaxPool(Pool, usize),
+}
+
+impl<'a> SizedPart<'a> {
+    fn new(part: &Part<'a>, x: &Shape) -> Result<Self> {
+        Ok(match *part {
+            Part::Conv(w, b, stride, padding) => {
+                let g = ConvGeometry::new(x, w.shape(), stride, padding)?;
+                g.check_bias(b)?;
+                SizedPart::Conv(g, w, b)
+            }
+            Part::MaxPool(kernel, stride) => {
+                let (_, channels, h, w) = x.dims4()?;
+                SizedPart::MaxPool(Pool::new(h, w, kernel, stride)?, channels)
+            }
+        })
+    }
+
+    /// Output channels, height and width.
+    fn out_dims(&self) -> (usize, usize, usize) {
+        match self {
+            SizedPart::Conv(g, ..) => (g.out_channels, g.out_h(), g.out_w()),
+            SizedPart::MaxPool(p, channels) => (*channels, p.out_h(), p.out_w()),
         }
     }
-    let all_cpu = super::applies_to(x) && branches.iter().all(|(w, b, ..)| super::applies_to(w) && super::applies_to(b));
-    if !all_cpu {
-        let epilogue = if relu { Epilogue::Relu } else { Epilogue::Identity };
-        let parts = branches.iter().map(|(w, b, stride, padding)| conv2d_inference(x, w, b, *stride, *padding, epilogue)).collect::<Result<Vec<_>>>()?;
-        return Tensor::cat(&parts, 1);
+}
+
+/// Inference layers of the same input `x` — convolutions, each followed by ReLU when `relu`,
+/// and max pooling — their outputs side by side on the channel axis in the order given (an
+/// inception or downsample module's concatenation). On CPU `f32` tensors each part writes its
+/// channels of the result in place, with no separate outputs to copy; elsewhere it is
+/// [`conv2d_inference`] and candle's pooling, then `cat`.
+pub fn conv2d_inference_concat(x: &Tensor, parts: &[Part], relu: bool) -> Result<Tensor> {
+    let sized = parts.iter().map(|p| SizedPart::new(p, x.shape())).collect::<Result<Vec<_>>>()?;
+    let Some(first) = sized.first() else { candle_core::bail!("conv2d concat: no layers given") };
+    let (_, ho, wo) = first.out_dims();
+    if let Some((_, h, w)) = sized.iter().map(SizedPart::out_dims).find(|&(_, h, w)| (h, w) != (ho, wo)) {
+        candle_core::bail!("conv2d concat: outputs of {h}×{w} and {ho}×{wo} cannot sit side by side")
     }
-    let (total, n) = (geometries.iter().map(|g| g.out_channels).sum::<usize>(), ho * wo);
+    let on_cpu = |p: &Part| match p {
+        Part::Conv(w, b, ..) => super::applies_to(w) && super::applies_to(b),
+        Part::MaxPool(..) => true,
+    };
+    if !(super::applies_to(x) && parts.iter().all(on_cpu)) {
+        let outputs = parts.iter().map(|p| match *p {
+            Part::Conv(w, b, stride, padding) => conv2d_inference(x, w, b, stride, padding, Epilogue::relu_if(relu)),
+            Part::MaxPool(kernel, stride) => x.max_pool2d_with_stride(kernel, stride),
+        });
+        return Tensor::cat(&outputs.collect::<Result<Vec<_>>>()?, 1);
+    }
+    let (batch, n) = (x.dims4()?.0, ho * wo);
+    let total = sized.iter().map(|p| p.out_dims().0).sum::<usize>();
     let mut out = output_buffer(batch * total * n);
-    let (name, epilogue) = ("dlkit-conv2d-inference", if relu { Epilogue::Relu } else { Epilogue::Identity });
+    let name = "dlkit-conv2d-inference";
     with_f32(x, name, |x| {
         let mut start = 0;
-        for (g, (w, b, ..)) in geometries.iter().zip(branches) {
-            with_f32(w, name, |w| {
-                with_f32(b, name, |b| {
-                    forward_into(g, x, w, b, epilogue, &mut out, (total * n, start));
-                    Ok(())
-                })
-            })?;
-            start += g.out_channels * n;
+        for part in &sized {
+            match part {
+                SizedPart::Conv(g, w, b) => with_f32(w, name, |w| {
+                    with_f32(b, name, |b| {
+                        forward_into(g, x, w, b, Epilogue::relu_if(relu), &mut out, (total * n, start));
+                        Ok(())
+                    })
+                })?,
+                SizedPart::MaxPool(pool, channels) => pool.forward_into(x, *channels, &mut out, (total * n, start)),
+            }
+            start += part.out_dims().0 * n;
         }
         Ok(())
     })?;
@@ -889,7 +941,7 @@ mod tests {
                     (w, Tensor::from_vec(randn(&[o], 9 + i as u64), o, &dev).unwrap(), stride, pad)
                 })
                 .collect();
-            let branches: Vec<Branch> = params.iter().map(|(w, b, s, p)| (w, b, *s, *p)).collect();
+            let branches: Vec<Part> = params.iter().map(|(w, b, s, p)| Part::Conv(w, b, *s, *p)).collect();
             for relu in [false, true] {
                 let parts: Vec<Tensor> = params
                     .iter()
@@ -908,8 +960,34 @@ mod tests {
         // Outputs of different sizes cannot be concatenated; nor can nothing.
         let x = Tensor::from_vec(randn(&[1, 2, 6, 6], 1), (1, 2, 6, 6), &dev).unwrap();
         let (w, b) = (Tensor::ones((1, 2, 3, 3), DType::F32, &dev).unwrap(), Tensor::zeros(1, DType::F32, &dev).unwrap());
-        assert!(conv2d_inference_concat(&x, &[(&w, &b, 1, 1), (&w, &b, 1, 0)], true).is_err());
+        assert!(conv2d_inference_concat(&x, &[Part::Conv(&w, &b, 1, 1), Part::Conv(&w, &b, 1, 0)], true).is_err());
+        assert!(conv2d_inference_concat(&x, &[Part::Conv(&w, &b, 1, 1), Part::MaxPool(3, 2)], true).is_err());
         assert!(conv2d_inference_concat(&x, &[], true).is_err());
+    }
+
+    #[test]
+    fn a_convolution_beside_max_pooling_matches_concatenating_them() {
+        // MiniGoogLeNet's downsample module: 3×3 stride-2 'valid' convolution + ReLU beside a
+        // 3×3 stride-2 max pool, on odd and even sizes, the pool first or last.
+        let dev = Device::Cpu;
+        for &(batch, c, h, o) in &[(2, 3, 7, 4), (3, 5, 8, 2), (1, 1, 3, 1)] {
+            let x = Tensor::from_vec(randn(&[batch, c, h, h], 11), (batch, c, h, h), &dev).unwrap();
+            let w = Tensor::from_vec(randn(&[o, c, 3, 3], 12), (o, c, 3, 3), &dev).unwrap();
+            let b = Tensor::from_vec(randn(&[o], 13), o, &dev).unwrap();
+            let conv = x.conv2d(&w, 0, 2, 1, 1).unwrap().broadcast_add(&b.reshape((1, o, 1, 1)).unwrap()).unwrap().relu().unwrap();
+            let pool = x.max_pool2d_with_stride(3, 2).unwrap();
+            for pool_first in [false, true] {
+                let (parts, expected) = if pool_first {
+                    ([Part::MaxPool(3, 2), Part::Conv(&w, &b, 2, 0)], Tensor::cat(&[&pool, &conv], 1).unwrap())
+                } else {
+                    ([Part::Conv(&w, &b, 2, 0), Part::MaxPool(3, 2)], Tensor::cat(&[&conv, &pool], 1).unwrap())
+                };
+                let got = conv2d_inference_concat(&x, &parts, true).unwrap();
+                assert_eq!(got.dims(), expected.dims());
+                let diff = (&got - &expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(diff < 1e-5, "{batch}×{c}×{h}×{h}, pool first {pool_first}: max difference {diff}");
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 /// The sizes of one pooling: input planes of `height × width`, square windows.
 #[derive(Debug, Clone, Copy)]
-struct Pool {
+pub(crate) struct Pool {
     height: usize,
     width: usize,
     kernel: usize,
@@ -18,12 +18,35 @@ struct Pool {
 }
 
 impl Pool {
-    fn out_h(&self) -> usize {
+    /// `kernel × kernel` windows moved by `stride` over `height × width` planes; fails unless
+    /// a window fits.
+    pub(crate) fn new(height: usize, width: usize, kernel: usize, stride: usize) -> Result<Self> {
+        if kernel == 0 || stride == 0 || kernel > height || kernel > width {
+            candle_core::bail!("max pool {kernel}×{kernel}/{stride} does not fit a {height}×{width} input");
+        }
+        Ok(Pool { height, width, kernel, stride })
+    }
+
+    /// Output height: `(H − k) / s + 1`.
+    pub(crate) fn out_h(&self) -> usize {
         (self.height - self.kernel) / self.stride + 1
     }
 
-    fn out_w(&self) -> usize {
+    /// Output width: `(W − k) / s + 1`.
+    pub(crate) fn out_w(&self) -> usize {
         (self.width - self.kernel) / self.stride + 1
+    }
+
+    /// Pools `x` (`B × channels × H × W`) into the channels `start / (Ho·Wo)`… of `out`, whose
+    /// images are `image_stride` values apart (`(image_stride, start)`).
+    pub(crate) fn forward_into(&self, x: &[f32], channels: usize, out: &mut [f32], (image_stride, start): (usize, usize)) {
+        let (plane, out_plane) = (self.height * self.width, self.out_h() * self.out_w());
+        let block = channels * out_plane;
+        assert!(start + block <= image_stride && x.len() / (channels * plane) * image_stride == out.len(), "max pool: output block out of bounds");
+        out.par_chunks_mut(image_stride).zip(x.par_chunks(channels * plane)).for_each(|(y, x)| {
+            let planes = y[start..start + block].par_chunks_mut(out_plane).zip(x.par_chunks(plane));
+            planes.for_each(|(y, x)| self.for_each_max(x, |o, _, v| y[o] = v));
+        });
     }
 
     /// Calls `f(output index, input index of the window's first maximum, maximum)` for every
@@ -60,11 +83,9 @@ impl CustomOp1 for MaxPool {
         let (b, c, _, _) = l.shape().dims4()?;
         let p = self.0;
         let x = f32_slice(s, l, self.name())?;
-        let out_plane = p.out_h() * p.out_w();
-        let mut y = output_buffer(b * c * out_plane);
-        y.par_chunks_mut(out_plane).zip(x.par_chunks(p.height * p.width)).for_each(|(y, x)| {
-            p.for_each_max(x, |o, _, v| y[o] = v);
-        });
+        let image = c * p.out_h() * p.out_w();
+        let mut y = output_buffer(b * image);
+        p.forward_into(x, c, &mut y, (image, 0));
         Ok((CpuStorage::F32(y), Shape::from((b, c, p.out_h(), p.out_w()))))
     }
 
@@ -89,10 +110,7 @@ impl CustomOp1 for MaxPool {
 /// picks this or a fallback for other devices.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     let (_, _, height, width) = x.dims4()?;
-    if kernel == 0 || stride == 0 || kernel > height || kernel > width {
-        candle_core::bail!("max pool {kernel}×{kernel}/{stride} does not fit a {height}×{width} input");
-    }
-    x.contiguous()?.apply_op1(MaxPool(Pool { height, width, kernel, stride }))
+    x.contiguous()?.apply_op1(MaxPool(Pool::new(height, width, kernel, stride)?))
 }
 
 #[cfg(test)]

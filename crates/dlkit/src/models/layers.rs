@@ -162,8 +162,18 @@ impl FrozenConv {
     /// `max(conv(x) + bias, 0)` of each of `convs` on the same `x`, concatenated on channels (an
     /// inception module), each written straight into its channels of the result.
     pub fn forward_relu_concat(convs: &[&FrozenConv], x: &Tensor) -> Result<Tensor> {
-        let branches: Vec<kernels::conv::Branch> = convs.iter().map(|c| (&c.weight, &c.bias, c.stride, c.padding)).collect();
-        kernels::conv::conv2d_inference_concat(x, &branches, true)
+        let parts: Vec<_> = convs.iter().map(|c| c.part()).collect();
+        kernels::conv::conv2d_inference_concat(x, &parts, true)
+    }
+
+    /// `max(conv(x) + bias, 0)` beside `kernel × kernel` max pooling of `x` moved by `stride`,
+    /// concatenated on channels (a downsample module), each written straight into the result.
+    pub fn forward_relu_beside_max_pool(&self, x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+        kernels::conv::conv2d_inference_concat(x, &[self.part(), kernels::conv::Part::MaxPool(kernel, stride)], true)
+    }
+
+    fn part(&self) -> kernels::conv::Part<'_> {
+        kernels::conv::Part::Conv(&self.weight, &self.bias, self.stride, self.padding)
     }
 
     fn apply(&self, x: &Tensor, epilogue: kernels::conv::Epilogue<&Tensor>) -> Result<Tensor> {

@@ -253,9 +253,7 @@ impl Inference for FrozenMiniGoogLeNet {
         for block in &self.body {
             x = match block {
                 FrozenBlock::Inception(a, b) => FrozenConv::forward_relu_concat(&[a, b], &x)?,
-                FrozenBlock::Downsample(conv) => {
-                    Tensor::cat(&[conv.forward_relu(&x)?, super::layers::max_pool2d(&x, 3, 2)?], 1)?
-                }
+                FrozenBlock::Downsample(conv) => conv.forward_relu_beside_max_pool(&x, 3, 2)?,
             };
         }
         crate::kernels::linear::linear(&self.classifier, &x.avg_pool2d(7)?.flatten_from(1)?)
