@@ -32,9 +32,29 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
-def run_json(cmd, env):
+def cpu_ticks():
+    """(steal, total) clock ticks of all CPUs from /proc/stat, or None where it cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
+# Share of the CPU a hypervisor took from this virtual machine while each command ran.
+STEAL = []
+
+
+def run_json(cmd, env, label):
     print("  $ " + " ".join(cmd), file=sys.stderr)
-    return json.loads(subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout)
+    before = cpu_ticks()
+    out = subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+    after = cpu_ticks()
+    if before and after and after[1] > before[1]:
+        STEAL.append((label, (after[0] - before[0]) / (after[1] - before[1])))
+    return json.loads(out)
 
 
 def key_of(r):
@@ -65,14 +85,14 @@ def main():
     for t in threads:
         env = dict(os.environ, RAYON_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t))
         print(f"{t} thread(s): dlkit ...", file=sys.stderr)
-        ours[t] = {key_of(r): r for r in run_json([exe, "bench", "--json", "--isolate", "--threads", str(t), "--suite", suites], env)}
+        ours[t] = {key_of(r): r for r in run_json([exe, "bench", "--json", "--isolate", "--threads", str(t), "--suite", suites], env, f"dlkit {t}t")}
         print(f"{t} thread(s): PyTorch ...", file=sys.stderr)
         theirs[t] = {key_of(r): r for r in run_json(
-            [sys.executable, str(REPO / "bench" / "pytorch_reference.py"), "--isolate", "--threads", str(t), "--suite", suites], env)}
+            [sys.executable, str(REPO / "bench" / "pytorch_reference.py"), "--isolate", "--threads", str(t), "--suite", suites], env, f"PyTorch {t}t")}
     drift = []
     if not args.no_drift:
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads[-1]))
-        drift = run_json([exe, "bench", "--json", "--threads", str(threads[-1]), "--suite", "drift"], env)
+        drift = run_json([exe, "bench", "--json", "--threads", str(threads[-1]), "--suite", "drift"], env, "drift")
 
     top, low = threads[-1], threads[0]
     header = ["workload", "batch", f"dlkit {top}t", f"PyTorch {top}t", f"ratio {top}t"]
@@ -112,6 +132,12 @@ def main():
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
         if n == 0:
             print("  ".join("-" * w for w in widths))
+    if STEAL:
+        print("\nsteal time (CPU taken by the hypervisor while each part ran): "
+              + ", ".join(f"{label} {share:.1%}" for label, share in STEAL))
+        if max(share for _, share in STEAL) > 0.02:
+            print("WARNING: more than 2 % steal time: another virtual machine shared these CPUs, so the rates, "
+                  "ratios and efficiencies above are not reliable; run again on a quiet machine")
     if drift:
         print(f"\nepoch time as training goes on (dlkit, {top} threads; goal: last / first <= 1.1)")
         for m in drift:
